@@ -101,7 +101,7 @@ func Read(db *sql.DB, prefix string) (Status, error) {
 	}
 	var v int64
 	var dirty bool
-	err = db.QueryRow("SELECT version, dirty FROM " + tbl + " LIMIT 1").Scan(&v, &dirty)
+	err = db.QueryRow("SELECT version, dirty FROM "+tbl+" LIMIT 1").Scan(&v, &dirty)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, nil
 	}
