@@ -49,8 +49,8 @@ var prefixRE = regexp.MustCompile(`^[A-Za-z0-9_]*$`)
 // ValidatePrefix returns ErrInvalidPrefix (wrapped, naming the prefix) when
 // prefix has characters outside [A-Za-z0-9_].
 func ValidatePrefix(prefix string) error {
-	if !prefixRE.MatchString(prefix) || len(prefix) > 32 {
-		return fmt.Errorf("%w %q: only letters, digits and _ are allowed (at most 32)", ErrInvalidPrefix, prefix)
+	if !prefixRE.MatchString(prefix) || len(prefix) > 31 {
+		return fmt.Errorf("%w %q: only letters, digits and _ are allowed (at most 31)", ErrInvalidPrefix, prefix)
 	}
 	return nil
 }

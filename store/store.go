@@ -262,6 +262,13 @@ func (s *DB) accept(ctx context.Context, batch []NewDispatch, ids []int64, now t
 			nullStr(d.IdempotencyKey), 0, "[]", now, now, now})
 	}
 	if len(ins) > 0 {
+		var contacts []int64
+		for _, r := range ins {
+			contacts = append(contacts, r[2].(int64))
+		}
+		if _, err := s.EnsureContactLocks(ctx, tx, contacts); err != nil {
+			return nil, err
+		}
 		var q strings.Builder
 		q.WriteString("INSERT INTO " + s.T("sidecar_dispatches") + " (id, state, contact_id, message_id, campaign_id, event_id," +
 			" idempotency_key, attempts, trace, run_at, created_at, updated_at) VALUES ")
@@ -341,7 +348,10 @@ func (s *DB) Claim(ctx context.Context, tx Queryer, now time.Time, limit int) ([
 // LockContacts takes the lock row of each contact inside tx, skipping
 // contacts another transaction holds, and returns the contacts now held.
 // Holding a contact's row serializes all routing of that contact across
-// workers and replicas until tx ends.
+// workers and replicas until tx ends. Lock rows are normally created at
+// intake; missing ones (a contact queued by Mautic itself) are created here
+// in autocommit mode, never inside tx, so no transaction ever waits on
+// another one's uncommitted lock row.
 func (s *DB) LockContacts(ctx context.Context, tx Queryer, ids []int64) (map[int64]bool, error) {
 	ids = sortedUnique(ids)
 	held := make(map[int64]bool, len(ids))
@@ -376,40 +386,57 @@ func (s *DB) LockContacts(ctx context.Context, tx Queryer, ids []int64) (map[int
 	if len(rest) == 0 {
 		return held, nil
 	}
-	// Which of the rest have no lock row yet (the others are held elsewhere)?
-	exists := map[int64]bool{}
-	rows, err := tx.QueryContext(ctx, "SELECT contact_id FROM "+s.T("sidecar_contact_locks")+" WHERE contact_id IN ("+
-		placeholders(len(rest))+")", int64s(rest)...)
+	created, err := s.EnsureContactLocks(ctx, s.db, rest)
 	if err != nil {
-		return nil, fmt.Errorf("lock contacts: %w", err)
+		return nil, err
+	}
+	if len(created) > 0 {
+		if err := lock(created); err != nil {
+			return nil, fmt.Errorf("lock contacts: %w", err)
+		}
+	}
+	return held, nil
+}
+
+// EnsureContactLocks creates the lock rows missing for ids, through q (the
+// intake's short transaction, or the database in autocommit mode), and
+// returns the ids it found missing. Only missing rows are inserted: an
+// INSERT IGNORE of an existing row would wait for a worker holding it.
+func (s *DB) EnsureContactLocks(ctx context.Context, q Queryer, ids []int64) ([]int64, error) {
+	ids = sortedUnique(ids)
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	exists := map[int64]bool{}
+	rows, err := q.QueryContext(ctx, "SELECT contact_id FROM "+s.T("sidecar_contact_locks")+" WHERE contact_id IN ("+
+		placeholders(len(ids))+")", int64s(ids)...)
+	if err != nil {
+		return nil, fmt.Errorf("contact lock rows: %w", err)
 	}
 	for rows.Next() {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("lock contacts: %w", err)
+			return nil, fmt.Errorf("contact lock rows: %w", err)
 		}
 		exists[id] = true
 	}
 	rows.Close()
 	var missing []int64
-	for _, id := range rest {
+	for _, id := range ids {
 		if !exists[id] {
 			missing = append(missing, id)
 		}
 	}
 	if len(missing) == 0 {
-		return held, nil
+		return nil, nil
 	}
 	// Ascending ids in one statement: concurrent inserts cannot deadlock.
 	vals := strings.TrimSuffix(strings.Repeat("(?),", len(missing)), ",")
-	if _, err := tx.ExecContext(ctx, "INSERT IGNORE INTO "+s.T("sidecar_contact_locks")+" (contact_id) VALUES "+vals, int64s(missing)...); err != nil {
-		return nil, fmt.Errorf("lock contacts: %w", err)
+	if _, err := q.ExecContext(ctx, "INSERT IGNORE INTO "+s.T("sidecar_contact_locks")+" (contact_id) VALUES "+vals, int64s(missing)...); err != nil {
+		return nil, fmt.Errorf("contact lock rows: %w", err)
 	}
-	if err := lock(missing); err != nil {
-		return nil, fmt.Errorf("lock contacts: %w", err)
-	}
-	return held, nil
+	return missing, nil
 }
 
 // Save writes the new state of dispatches held by tx (one statement).
