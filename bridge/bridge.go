@@ -1,0 +1,226 @@
+// Package bridge is the campaign webhook and everything behind it: the HTTP
+// API (DESIGN.md section 4), the routing decision (section 6, decide.go),
+// the durable dispatch pipeline (section 5) and the message_queue worker
+// (section 6.5). It converts between Mautic's rows (package mautic) and the
+// senders' messages (package channels); it writes no SQL itself.
+package bridge
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/mautic-mm/sidecar/channels"
+	"github.com/mautic-mm/sidecar/mautic"
+	"github.com/mautic-mm/sidecar/migrations"
+	"github.com/mautic-mm/sidecar/store"
+)
+
+// Config is the bridge's configuration.
+type Config struct {
+	// Token is SIDECAR_TOKEN, required on /v1/* except provider callbacks.
+	Token string
+	// TwilioAuthToken verifies X-Twilio-Signature on /v1/callbacks/twilio
+	// (empty: the callback answers 404).
+	TwilioAuthToken string
+	// PublicURL is how Twilio reaches us (the signed URL); when empty the
+	// request's own scheme and host are used.
+	PublicURL string
+	// SMSRegion is SMS_DEFAULT_REGION, for matching opt-out numbers.
+	SMSRegion string
+	// QueueWorker runs the message_queue worker (SIDECAR_QUEUE=sidecar).
+	QueueWorker bool
+	DedupWindow time.Duration
+	MaxBacklog  int
+	Pipeline    Options
+	// Version is shown on the status page.
+	Version string
+}
+
+// App is the running sidecar: HTTP API, intake, dispatch workers and queue
+// worker, on one database.
+type App struct {
+	cfg      Config
+	db       *mautic.DB
+	store    *store.DB
+	senders  *channels.Registry
+	log      *slog.Logger
+	metrics  *Metrics
+	intake   *Intake
+	pipeline *Pipeline
+	queue    *QueueWorker
+	engine   http.Handler
+
+	readyMu   sync.Mutex
+	readyAt   time.Time
+	readyErr  error
+	bgCancel  context.CancelFunc
+	bgDone    sync.WaitGroup
+	runCancel context.CancelFunc
+	runDone   sync.WaitGroup
+}
+
+// New wires the sidecar. Nothing runs until Start.
+func New(cfg Config, db *mautic.DB, senders *channels.Registry, log *slog.Logger, m *Metrics) *App {
+	if m == nil {
+		m = NewMetrics()
+	}
+	cfg.Pipeline.setDefaults()
+	st := store.New(db.DB, db.Prefix())
+	a := &App{cfg: cfg, db: db, store: st, senders: senders, log: log, metrics: m}
+	a.pipeline = NewPipeline(db, st, senders, log.With("component", "dispatch"), m, cfg.Pipeline)
+	a.intake = NewIntake(db, st, senders, log.With("component", "intake"), m, IntakeOptions{
+		DedupWindow: cfg.DedupWindow, MaxBacklog: cfg.MaxBacklog, MessageCacheTTL: cfg.Pipeline.MessageCacheTTL,
+		OnAccept: a.pipeline.Wake,
+	})
+	a.queue = NewQueueWorker(db, st, senders, log.With("component", "queue"), m, cfg.Pipeline)
+	a.engine = a.routes()
+	return a
+}
+
+// Handler returns the HTTP handler.
+func (a *App) Handler() http.Handler { return a.engine }
+
+// Metrics returns the metrics.
+func (a *App) Metrics() *Metrics { return a.metrics }
+
+// Store returns the sidecar's tables.
+func (a *App) Store() *store.DB { return a.store }
+
+// Pipeline returns the dispatch pipeline.
+func (a *App) Pipeline() *Pipeline { return a.pipeline }
+
+// SetTweets tells whether Mautic's tweet tables exist.
+func (a *App) SetTweets(ok bool) {
+	a.pipeline.SetTweets(ok)
+	a.queue.loader.hasTweets = ok
+}
+
+// Start runs the workers and the background upkeep until Stop.
+func (a *App) Start() {
+	runCtx, cancel := context.WithCancel(context.Background())
+	a.runCancel = cancel
+	a.runDone.Add(1)
+	go func() {
+		defer a.runDone.Done()
+		a.pipeline.Run(runCtx)
+	}()
+	if a.cfg.QueueWorker {
+		a.runDone.Add(1)
+		go func() {
+			defer a.runDone.Done()
+			a.queue.Run(runCtx)
+		}()
+	}
+	bg, bgCancel := context.WithCancel(context.Background())
+	a.bgCancel = bgCancel
+	a.bgDone.Add(1)
+	go func() {
+		defer a.bgDone.Done()
+		a.upkeep(bg)
+	}()
+}
+
+// Stop finishes in-flight work within timeout: the intake answers what it
+// has, the workers finish their current batch; whatever is still running at
+// the deadline is rolled back and stays accepted for another process.
+// Call it after the HTTP server stopped accepting requests.
+func (a *App) Stop(timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	a.intake.Close()
+	if a.runCancel != nil {
+		a.runCancel()
+	}
+	done := make(chan struct{})
+	go func() {
+		a.runDone.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Until(deadline)):
+		a.log.Warn("shutdown deadline reached: rolling back in-flight batches (their dispatches stay accepted)")
+		a.pipeline.Abort()
+		a.queue.Abort()
+		<-done
+	}
+	if a.bgCancel != nil {
+		a.bgCancel()
+		a.bgDone.Wait()
+	}
+}
+
+// upkeep refreshes the backlog and queue gauges and purges old dedup keys.
+func (a *App) upkeep(ctx context.Context) {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	n := 0
+	for {
+		if err := a.intake.RefreshBacklog(ctx); err != nil && ctx.Err() == nil {
+			a.log.Debug("backlog refresh failed", "err", err)
+		}
+		if n%10 == 0 {
+			a.refreshQueueDepth(ctx)
+			if a.cfg.DedupWindow > 0 {
+				if _, err := a.store.PurgeKeys(ctx, time.Now().Add(-a.cfg.DedupWindow-time.Minute), 10000); err != nil && ctx.Err() == nil {
+					a.log.Debug("dedup key purge failed", "err", err)
+				}
+			}
+		}
+		n++
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (a *App) refreshQueueDepth(ctx context.Context) {
+	names := a.senders.Names()
+	chans := make([]string, len(names))
+	for i, n := range names {
+		chans[i] = string(n)
+	}
+	pending, due, err := a.db.QueueDepth(ctx, a.db, chans, time.Now())
+	if err != nil {
+		return
+	}
+	a.metrics.QueueDepth.WithLabelValues("pending").Set(float64(pending))
+	a.metrics.QueueDepth.WithLabelValues("due").Set(float64(due))
+}
+
+// Ready reports whether the database answers and the sidecar's schema is
+// current (cached for a second).
+func (a *App) Ready(ctx context.Context) error {
+	a.readyMu.Lock()
+	defer a.readyMu.Unlock()
+	if time.Since(a.readyAt) < time.Second {
+		return a.readyErr
+	}
+	a.readyAt = time.Now()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := a.db.PingContext(ctx); err != nil {
+		a.readyErr = errUnavailable
+		return a.readyErr
+	}
+	st, err := migrations.Read(a.db.DB.DB, a.db.Prefix())
+	switch {
+	case err != nil:
+		a.readyErr = errUnavailable
+	case !st.Current():
+		a.readyErr = errSchemaNotCurrent{st}
+	default:
+		a.readyErr = nil
+	}
+	return a.readyErr
+}
+
+type errSchemaNotCurrent struct{ st migrations.Status }
+
+func (e errSchemaNotCurrent) Error() string {
+	return "the sidecar schema is at " + e.st.String() + ": run `sidecar migrate up`"
+}

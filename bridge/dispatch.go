@@ -1,0 +1,618 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/mautic-mm/sidecar/channels"
+	"github.com/mautic-mm/sidecar/mautic"
+	"github.com/mautic-mm/sidecar/store"
+)
+
+// progress is a dispatch's routing state between two runs of the pipeline
+// (stored as JSON in sidecar_dispatches.progress).
+type progress struct {
+	// Round counts routings started over after every channel was exhausted
+	// by transient failures (every RerouteEvery, for RerouteFor).
+	Round int `json:"round,omitempty"`
+	// Done are the channels finished in this round (skipped or failed).
+	Done []string `json:"done,omitempty"`
+	// Blocked are the channels traced paused or frequency in this round.
+	Blocked []string `json:"blocked,omitempty"`
+	// Pinned is the channel being retried after a transient failure, Tries
+	// the calls already made to it in this round.
+	Pinned string `json:"pinned,omitempty"`
+	Tries  int    `json:"tries,omitempty"`
+	// Exhausted is set when a channel ran out of transient retries.
+	Exhausted bool `json:"exhausted,omitempty"`
+}
+
+func (p *progress) done(ch string) bool {
+	for _, c := range p.Done {
+		if c == ch {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *progress) blocked(ch string) bool {
+	for _, c := range p.Blocked {
+		if c == ch {
+			return true
+		}
+	}
+	return false
+}
+
+// Options tune the dispatch pipeline.
+type Options struct {
+	Workers      int
+	BatchSize    int
+	Lease        time.Duration // bound on one routing transaction
+	SendTimeout  time.Duration
+	RetryMax     int
+	RetryBase    time.Duration
+	RetryCap     time.Duration // 1 minute
+	RerouteEvery time.Duration // 5 minutes
+	RerouteFor   time.Duration // 24 hours
+	IdlePoll     time.Duration // how often an idle worker looks for work
+	// FrequencyDefaults are Mautic's global default limits per channel.
+	FrequencyDefaults map[string]mautic.Limit
+	MessageCacheTTL   time.Duration
+}
+
+func (o *Options) setDefaults() {
+	if o.Workers <= 0 {
+		o.Workers = 16
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 64
+	}
+	if o.Lease <= 0 {
+		o.Lease = 30 * time.Second
+	}
+	if o.SendTimeout <= 0 {
+		o.SendTimeout = 10 * time.Second
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = 3
+	}
+	if o.RetryBase <= 0 {
+		o.RetryBase = 2 * time.Second
+	}
+	if o.RetryCap <= 0 {
+		o.RetryCap = time.Minute
+	}
+	if o.RerouteEvery <= 0 {
+		o.RerouteEvery = 5 * time.Minute
+	}
+	if o.RerouteFor <= 0 {
+		o.RerouteFor = 24 * time.Hour
+	}
+	if o.IdlePoll <= 0 {
+		o.IdlePoll = 100 * time.Millisecond
+	}
+}
+
+// Pipeline routes accepted dispatches: it claims them, loads their data,
+// decides, sends, and commits the stats with the dispatch's new state.
+type Pipeline struct {
+	db      *mautic.DB
+	store   *store.DB
+	senders *channels.Registry
+	log     *slog.Logger
+	metrics *Metrics
+	opts    Options
+	loader  *loader
+	now     func() time.Time
+	wake    chan struct{}
+
+	hardCtx  context.Context // cancelled when in-flight work must stop
+	hardStop context.CancelFunc
+}
+
+// NewPipeline builds the dispatch pipeline.
+func NewPipeline(db *mautic.DB, st *store.DB, senders *channels.Registry, log *slog.Logger, m *Metrics, opts Options) *Pipeline {
+	opts.setDefaults()
+	hard, stop := context.WithCancel(context.Background())
+	return &Pipeline{
+		db: db, store: st, senders: senders, log: log, metrics: m, opts: opts,
+		loader: &loader{db: db, senders: senders, defaults: opts.FrequencyDefaults,
+			msgCache: newMessageCache(db, opts.MessageCacheTTL), hasTweets: true},
+		now:     func() time.Time { return time.Now().UTC() },
+		wake:    make(chan struct{}, 1),
+		hardCtx: hard, hardStop: stop,
+	}
+}
+
+// SetTweets tells whether Mautic's tweet tables exist.
+func (p *Pipeline) SetTweets(ok bool) { p.loader.hasTweets = ok }
+
+// Wake tells an idle worker that work has arrived.
+func (p *Pipeline) Wake() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run starts the workers and blocks until ctx is done and every worker has
+// finished its current batch (see Abort for the bound).
+func (p *Pipeline) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for i := 0; i < p.opts.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.work(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+// Abort cancels in-flight batches: their transactions roll back and their
+// dispatches stay accepted for another worker or replica.
+func (p *Pipeline) Abort() { p.hardStop() }
+
+func (p *Pipeline) work(ctx context.Context) {
+	failures := 0
+	for ctx.Err() == nil {
+		n, err := p.RunOnce(ctx)
+		if err != nil {
+			failures++
+			if !errors.Is(err, context.Canceled) {
+				p.log.Warn("dispatch batch failed", "err", err, "attempt", failures)
+			}
+			p.sleep(ctx, backoffDelay(failures, 100*time.Millisecond, 5*time.Second))
+			continue
+		}
+		failures = 0
+		if n == 0 {
+			p.sleep(ctx, p.opts.IdlePoll)
+		}
+	}
+}
+
+func (p *Pipeline) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-p.wake:
+	case <-t.C:
+	}
+}
+
+// job is one dispatch being routed in a batch.
+type job struct {
+	d        store.Dispatch
+	prog     progress
+	trace    []TraceEntry
+	msg      mautic.Message
+	found    bool
+	w        *writes
+	enqueue  *queueRequest
+	sentOn   string
+	finished bool // state decided (sent, queued, failed)
+	outcome  string
+}
+
+// queueRequest asks the write phase to queue a deferred send.
+type queueRequest struct {
+	step Step
+	at   time.Time
+}
+
+// RunOnce routes one batch. It returns how many dispatches it finished or
+// rescheduled.
+func (p *Pipeline) RunOnce(ctx context.Context) (int, error) {
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	// The batch outlives a cancelled ctx (graceful stop finishes it) but not
+	// the lease nor an abort.
+	bctx, cancel := context.WithTimeout(p.hardCtx, p.opts.Lease)
+	defer cancel()
+	start := time.Now()
+	now := p.now()
+	tx, err := p.store.BeginTx(bctx)
+	if err != nil {
+		return 0, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	claimed, err := p.store.Claim(bctx, tx, now, p.opts.BatchSize)
+	if err != nil || len(claimed) == 0 {
+		return 0, err
+	}
+	if p.metrics != nil && len(claimed) > 0 {
+		p.metrics.ClaimLag.Set(now.Sub(claimed[0].RunAt).Seconds())
+	}
+	var ids []int64
+	for _, d := range claimed {
+		ids = append(ids, d.ContactID)
+	}
+	held, err := p.store.LockContacts(bctx, tx, ids)
+	if err != nil {
+		return 0, err
+	}
+	// One dispatch per contact per batch: the next one sees this one's send.
+	seen := map[int64]bool{}
+	var jobs []*job
+	for _, d := range claimed {
+		if !held[d.ContactID] || seen[d.ContactID] {
+			continue
+		}
+		seen[d.ContactID] = true
+		j := &job{d: d, w: newWrites()}
+		if len(d.Progress) > 0 {
+			if err := json.Unmarshal(d.Progress, &j.prog); err != nil {
+				p.log.Warn("corrupt dispatch progress, starting over", "dispatch_id", d.ID, "err", err)
+				j.prog = progress{}
+			}
+		}
+		if err := json.Unmarshal(d.Trace, &j.trace); err != nil {
+			j.trace = nil
+		}
+		jobs = append(jobs, j)
+	}
+	if len(jobs) == 0 {
+		return 0, nil
+	}
+	wants := make([]want, len(jobs))
+	for i, j := range jobs {
+		wants[i] = want{ContactID: j.d.ContactID, MessageID: j.d.MessageID}
+	}
+	data, err := p.loader.load(bctx, tx, wants, now)
+	if err != nil {
+		return 0, err
+	}
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		j.msg, j.found = data.messages[j.d.MessageID]
+		wg.Add(1)
+		go func(j *job) {
+			defer wg.Done()
+			p.route(bctx, data, j, now)
+		}(j)
+	}
+	wg.Wait()
+	if err := p.commit(bctx, tx, data, jobs, now); err != nil {
+		return 0, err
+	}
+	p.observe(jobs, time.Since(start))
+	return len(jobs), nil
+}
+
+// route walks the plan of one dispatch: skip, send, fall through (DESIGN.md
+// section 6 item 5). It records what to write in j and decides the state;
+// queueing (item 6) is finished in the write phase.
+func (p *Pipeline) route(ctx context.Context, b *batchData, j *job, now time.Time) {
+	if !j.found {
+		j.trace = append(j.trace, TraceEntry{Channel: "", Decision: DecisionFailedPermanent, Reason: ReasonNoContent,
+			Detail: fmt.Sprintf("marketing message %d no longer exists", j.d.MessageID)})
+		j.fail()
+		return
+	}
+	if _, ok := b.contacts[j.d.ContactID]; !ok {
+		j.trace = append(j.trace, TraceEntry{Channel: "", Decision: DecisionFailedPermanent, Reason: ReasonNoAddress,
+			Detail: fmt.Sprintf("contact %d no longer exists", j.d.ContactID)})
+		j.fail()
+		return
+	}
+	plan := Decide(p.loader.facts(b, j.d.ContactID, j.msg))
+	resuming := j.prog.Pinned != ""
+	if !resuming && len(j.prog.Done) == 0 {
+		j.trace = append(j.trace, plan.Excluded...)
+	}
+	for _, s := range plan.Steps {
+		if j.prog.done(s.Channel) {
+			continue
+		}
+		if j.prog.Pinned != "" && j.prog.Pinned != s.Channel {
+			// Channels before the one being retried were finished earlier
+			// in this round (their trace is already written).
+			continue
+		}
+		if !s.Eligible() {
+			j.trace = append(j.trace, s.skipEntry())
+			j.prog.Done = append(j.prog.Done, s.Channel)
+			if s.Skip == ReasonPaused || s.Skip == ReasonFrequency {
+				j.prog.Blocked = append(j.prog.Blocked, s.Channel)
+			}
+			j.prog.Pinned, j.prog.Tries = "", 0
+			if p.metrics != nil {
+				p.metrics.Skips.WithLabelValues(s.Channel, string(s.Skip)).Inc()
+			}
+			continue
+		}
+		if p.attempt(ctx, b, j, s, now) {
+			return
+		}
+	}
+	// Nothing sent in this round.
+	var blocked []Step
+	for _, s := range plan.Steps {
+		if j.prog.blocked(s.Channel) {
+			blocked = append(blocked, s)
+		}
+	}
+	if s, at, ok := QueueTarget(blocked); ok {
+		j.enqueue = &queueRequest{step: s, at: at}
+		return
+	}
+	if j.prog.Exhausted {
+		if now.Sub(j.d.CreatedAt) >= p.opts.RerouteFor {
+			j.trace = append(j.trace, TraceEntry{Decision: DecisionFailedPermanent, Reason: ReasonProviderTransientExhausted,
+				Detail: fmt.Sprintf("providers kept failing for %s", p.opts.RerouteFor)})
+			j.fail()
+			return
+		}
+		// Route the whole dispatch again later: a provider outage loses nothing.
+		j.prog = progress{Round: j.prog.Round + 1}
+		j.d.RunAt = now.Add(p.opts.RerouteEvery)
+		j.outcome = "rerouted"
+		return
+	}
+	j.fail()
+}
+
+func (j *job) fail() {
+	j.d.State, j.d.Channel, j.d.ChannelID, j.d.QueueID = store.Failed, "", 0, 0
+	j.finished, j.outcome = true, store.Failed
+}
+
+// attempt calls the sender of one eligible step. It returns true when the
+// dispatch is done for this run (sent, or waiting for a retry).
+func (p *Pipeline) attempt(ctx context.Context, b *batchData, j *job, s Step, now time.Time) bool {
+	sender, ok := p.senders.Get(channels.Name(s.Channel))
+	if !ok { // Decide only plans channels with senders.
+		return false
+	}
+	var props []byte
+	for _, mc := range j.msg.Channels {
+		if mc.Channel == s.Channel {
+			props = mc.Properties
+		}
+	}
+	t := sendTarget{Key: dispatchKey(j.d.ID, s.Channel), ContactID: j.d.ContactID, MessageID: j.d.MessageID,
+		CampaignID: j.d.CampaignID, EventID: j.d.EventID, Channel: s.Channel, ChannelID: s.ChannelID, Properties: props}
+	msg := b.toMessage(t, mautic.NewTrackingHash())
+	sctx, cancel := context.WithTimeoutCause(ctx, p.opts.SendTimeout, errors.New("provider call timed out"))
+	start := time.Now()
+	receipt, err := sender.Send(sctx, msg)
+	cancel()
+	j.d.Attempts++
+	p.observeSend(s.Channel, err, time.Since(start))
+	if err == nil {
+		if receipt.SentAt.IsZero() {
+			receipt.SentAt = now
+		}
+		j.trace = append(j.trace, TraceEntry{Channel: s.Channel, Decision: DecisionSent, Detail: providerDetail(receipt)})
+		j.w.recordSuccess(b, t, msg, receipt, now, j.d.ID, 0)
+		j.d.State, j.d.Channel, j.d.ChannelID = store.Sent, s.Channel, s.ChannelID
+		j.finished, j.outcome, j.sentOn = true, store.Sent, s.Channel
+		return true
+	}
+	kind := channels.KindOf(err)
+	errText := err.Error()
+	if kind != channels.KindTransient {
+		j.trace = append(j.trace, TraceEntry{Channel: s.Channel, Decision: DecisionFailedPermanent, Reason: ReasonProviderPermanent,
+			Detail: errText})
+		j.w.recordGiveUp(t, msg, kind, errText, now)
+		j.prog.Done = append(j.prog.Done, s.Channel)
+		j.prog.Pinned, j.prog.Tries = "", 0
+		p.log.Info("provider refused, falling through", "dispatch_id", j.d.ID, "contact_id", j.d.ContactID,
+			"channel", s.Channel, "kind", kind.String(), "err", errText)
+		return false
+	}
+	tries := 1
+	if j.prog.Pinned == s.Channel {
+		tries = j.prog.Tries + 1
+	}
+	retryAfter := channels.RetryAfterOf(err)
+	if tries < p.opts.RetryMax && retryAfter <= p.opts.RetryCap {
+		delay := backoffDelay(tries, p.opts.RetryBase, p.opts.RetryCap)
+		if retryAfter > delay {
+			delay = retryAfter
+		}
+		j.trace = append(j.trace, TraceEntry{Channel: s.Channel, Decision: DecisionFailedTransient, Reason: ReasonProviderTransient,
+			Detail: fmt.Sprintf("%s (try %d of %d, next in %s)", errText, tries, p.opts.RetryMax, delay.Round(time.Millisecond))})
+		j.prog.Pinned, j.prog.Tries = s.Channel, tries
+		j.d.RunAt = now.Add(delay)
+		j.outcome = "retry"
+		p.log.Warn("provider failed, will retry", "dispatch_id", j.d.ID, "contact_id", j.d.ContactID, "channel", s.Channel,
+			"attempt", tries, "err", errText)
+		return true
+	}
+	detail := fmt.Sprintf("%s (try %d of %d)", errText, tries, p.opts.RetryMax)
+	if retryAfter > p.opts.RetryCap {
+		detail = fmt.Sprintf("%s (provider asks to wait %s, more than %s)", errText, retryAfter, p.opts.RetryCap)
+	}
+	j.trace = append(j.trace, TraceEntry{Channel: s.Channel, Decision: DecisionFailedTransient, Reason: ReasonProviderTransientExhausted,
+		Detail: detail})
+	j.w.recordGiveUp(t, msg, channels.KindTransient, errText, now)
+	j.prog.Done = append(j.prog.Done, s.Channel)
+	j.prog.Pinned, j.prog.Tries, j.prog.Exhausted = "", 0, true
+	return false
+}
+
+func providerDetail(r channels.Receipt) string {
+	if r.ProviderID == "" {
+		return ""
+	}
+	return "provider id " + r.ProviderID
+}
+
+// backoffDelay is the exponential backoff before try n+1: base·2^(n−1),
+// capped, with jitter in [d/2, d].
+func backoffDelay(n int, base, limit time.Duration) time.Duration {
+	d := base
+	for i := 1; i < n && d < limit; i++ {
+		d *= 2
+	}
+	if d > limit {
+		d = limit
+	}
+	half := d / 2
+	if half <= 0 {
+		return d
+	}
+	return half + time.Duration(rand.Int64N(int64(half)+1))
+}
+
+// commit writes everything a batch produced, in one transaction with the
+// dispatches' new states. The hot counters come last, so their row locks are
+// held only until the commit.
+func (p *Pipeline) commit(ctx context.Context, tx *sqlx.Tx, b *batchData, jobs []*job, now time.Time) error {
+	all := newWrites()
+	for _, j := range jobs {
+		all.merge(j.w)
+	}
+	if err := p.applyStats(ctx, tx, all); err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		if j.enqueue == nil {
+			continue
+		}
+		if err := p.enqueue(ctx, tx, j, now); err != nil {
+			return err
+		}
+	}
+	list := make([]store.Dispatch, 0, len(jobs))
+	for _, j := range jobs {
+		tr, err := json.Marshal(j.trace)
+		if err != nil {
+			return fmt.Errorf("encode trace: %w", err)
+		}
+		j.d.Trace = tr
+		if j.finished {
+			j.d.Progress = nil
+		} else {
+			if j.d.RunAt.Before(now) {
+				j.d.RunAt = now
+			}
+			pr, err := json.Marshal(j.prog)
+			if err != nil {
+				return fmt.Errorf("encode progress: %w", err)
+			}
+			j.d.Progress = pr
+		}
+		list = append(list, j.d)
+	}
+	sort.Slice(list, func(a, c int) bool { return list[a].ID < list[c].ID })
+	if err := p.store.Save(ctx, tx, list, now); err != nil {
+		return err
+	}
+	if err := p.applyCounters(ctx, tx, all); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit batch: %w", err)
+	}
+	return nil
+}
+
+// enqueue finishes DESIGN.md 6 item 6 for one job: Mautic's queue dedup
+// (an existing pending row for the contact, channel and content is reused,
+// unchanged) or a new message_queue row.
+func (p *Pipeline) enqueue(ctx context.Context, tx *sqlx.Tx, j *job, now time.Time) error {
+	s, at := j.enqueue.step, j.enqueue.at
+	row, ok, err := p.db.PendingQueueRow(ctx, tx, j.d.ContactID, s.Channel, s.ChannelID)
+	if err != nil {
+		return err
+	}
+	var id int64
+	detail := ""
+	if ok {
+		id = row.ID
+		detail = fmt.Sprintf("already queued as message_queue %d", id)
+	} else {
+		id, err = p.db.Enqueue(ctx, tx, mautic.NewQueueRow{Channel: s.Channel, ChannelID: s.ChannelID, EventID: j.d.EventID,
+			ContactID: j.d.ContactID, ScheduledDate: at, Now: now})
+		if err != nil {
+			return err
+		}
+		detail = fmt.Sprintf("message_queue %d, scheduled %s UTC", id, at.UTC().Format("2006-01-02 15:04:05"))
+	}
+	j.trace = append(j.trace, TraceEntry{Channel: s.Channel, Decision: DecisionQueued, Detail: detail})
+	j.d.State, j.d.Channel, j.d.ChannelID, j.d.QueueID = store.Queued, s.Channel, s.ChannelID, id
+	j.finished, j.outcome = true, store.Queued
+	return nil
+}
+
+func (p *Pipeline) applyStats(ctx context.Context, tx *sqlx.Tx, w *writes) error {
+	if err := p.db.InsertEmailCopies(ctx, tx, w.emailCopies); err != nil {
+		return err
+	}
+	if err := p.db.InsertEmailStats(ctx, tx, w.emailStats); err != nil {
+		return err
+	}
+	if err := p.db.InsertSMSStats(ctx, tx, w.smsStats); err != nil {
+		return err
+	}
+	if err := p.db.InsertPushStats(ctx, tx, w.pushStats); err != nil {
+		return err
+	}
+	if err := p.db.InsertTweetStats(ctx, tx, w.tweetStats); err != nil {
+		return err
+	}
+	if err := p.db.InsertCustomSends(ctx, tx, w.custom); err != nil {
+		return err
+	}
+	for _, d := range w.dnc {
+		if _, err := p.db.AddDoNotContact(ctx, tx, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Pipeline) applyCounters(ctx context.Context, tx *sqlx.Tx, w *writes) error {
+	if err := p.db.AddEmailSent(ctx, tx, w.emailSent); err != nil {
+		return err
+	}
+	if err := p.db.AddSMSSent(ctx, tx, w.smsSent); err != nil {
+		return err
+	}
+	if err := p.db.AddPushSent(ctx, tx, w.pushSent); err != nil {
+		return err
+	}
+	return p.db.AddTweetSent(ctx, tx, w.tweetSent)
+}
+
+func (p *Pipeline) observeSend(channel string, err error, d time.Duration) {
+	if p.metrics == nil {
+		return
+	}
+	outcome := "ok"
+	if err != nil {
+		outcome = channels.KindOf(err).String()
+	}
+	p.metrics.ProviderLatency.WithLabelValues(channel, outcome).Observe(d.Seconds())
+}
+
+func (p *Pipeline) observe(jobs []*job, took time.Duration) {
+	for _, j := range jobs {
+		if p.metrics != nil && j.finished {
+			p.metrics.Dispatches.WithLabelValues(j.d.State, j.d.Channel).Inc()
+		}
+		if j.finished {
+			p.log.Info("dispatch routed", "dispatch_id", j.d.ID, "contact_id", j.d.ContactID, "campaign_id", j.d.CampaignID,
+				"event_id", j.d.EventID, "state", j.d.State, "channel", j.d.Channel, "attempts", j.d.Attempts)
+		}
+	}
+	if p.metrics != nil {
+		p.metrics.BatchDuration.Observe(took.Seconds())
+	}
+}

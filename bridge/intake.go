@@ -1,0 +1,227 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mautic-mm/sidecar/channels"
+	"github.com/mautic-mm/sidecar/mautic"
+	"github.com/mautic-mm/sidecar/store"
+)
+
+// Intake outcomes other than success.
+var (
+	errUnknownContact = errors.New("unknown contact")
+	errUnknownMessage = errors.New("unknown message")
+	errNoCandidate    = errors.New("no candidate channel")
+	errBacklogFull    = errors.New("backlog over its limit")
+	errUnavailable    = errors.New("database unavailable")
+	errStopping       = errors.New("shutting down")
+)
+
+// intakeResult is the answer for one request.
+type intakeResult struct {
+	ID        int64
+	Duplicate bool
+	Err       error
+	Detail    string
+}
+
+type intakeReq struct {
+	r    Request
+	done chan intakeResult
+}
+
+// Intake records campaign webhook calls durably. Concurrent requests are
+// grouped into one transaction (one commit for many 200s); a request is
+// answered only after its transaction committed.
+type Intake struct {
+	db         *mautic.DB
+	store      *store.DB
+	senders    *channels.Registry
+	cache      *messageCache
+	log        *slog.Logger
+	metrics    *Metrics
+	window     time.Duration
+	maxBacklog int64
+	maxBatch   int
+	onAccept   func()
+	now        func() time.Time
+
+	reqs    chan *intakeReq
+	backlog atomic.Int64
+	wg      sync.WaitGroup
+	stopped atomic.Bool
+}
+
+// IntakeOptions tune the intake.
+type IntakeOptions struct {
+	DedupWindow     time.Duration
+	MaxBacklog      int
+	Writers         int // concurrent intake transactions (default 4)
+	MaxBatch        int // requests per transaction (default 256)
+	MessageCacheTTL time.Duration
+	// OnAccept is called after new dispatches commit (wakes the workers).
+	OnAccept func()
+}
+
+// NewIntake builds the intake; Start runs its writers.
+func NewIntake(db *mautic.DB, st *store.DB, senders *channels.Registry, log *slog.Logger, m *Metrics, o IntakeOptions) *Intake {
+	if o.Writers <= 0 {
+		o.Writers = 4
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 256
+	}
+	if o.MaxBacklog <= 0 {
+		o.MaxBacklog = 100000
+	}
+	in := &Intake{db: db, store: st, senders: senders, cache: newMessageCache(db, o.MessageCacheTTL), log: log, metrics: m,
+		window: o.DedupWindow, maxBacklog: int64(o.MaxBacklog), maxBatch: o.MaxBatch, onAccept: o.OnAccept,
+		now: func() time.Time { return time.Now().UTC() }, reqs: make(chan *intakeReq, 4096)}
+	in.wg.Add(o.Writers)
+	for i := 0; i < o.Writers; i++ {
+		go in.writer()
+	}
+	return in
+}
+
+// Submit records r and waits for the outcome. The work continues even if
+// ctx ends: a request that reached the database is never half-recorded.
+func (in *Intake) Submit(ctx context.Context, r Request) intakeResult {
+	if in.stopped.Load() {
+		return intakeResult{Err: errStopping}
+	}
+	req := &intakeReq{r: r, done: make(chan intakeResult, 1)}
+	select {
+	case in.reqs <- req:
+	case <-ctx.Done():
+		return intakeResult{Err: ctx.Err()}
+	}
+	return <-req.done
+}
+
+// Close stops the writers after the requests already submitted.
+func (in *Intake) Close() {
+	if in.stopped.Swap(true) {
+		return
+	}
+	close(in.reqs)
+	in.wg.Wait()
+}
+
+// RefreshBacklog re-reads the number of accepted dispatches.
+func (in *Intake) RefreshBacklog(ctx context.Context) error {
+	n, err := in.store.Backlog(ctx)
+	if err != nil {
+		return err
+	}
+	in.backlog.Store(n)
+	if in.metrics != nil {
+		in.metrics.Backlog.Set(float64(n))
+	}
+	return nil
+}
+
+func (in *Intake) writer() {
+	defer in.wg.Done()
+	for first := range in.reqs {
+		batch := []*intakeReq{first}
+	fill:
+		for len(batch) < in.maxBatch {
+			select {
+			case r, ok := <-in.reqs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		in.process(batch)
+	}
+}
+
+// process validates and records one batch.
+func (in *Intake) process(batch []*intakeReq) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	fail := func(reqs []*intakeReq, err error, detail string) {
+		for _, r := range reqs {
+			r.done <- intakeResult{Err: err, Detail: detail}
+		}
+	}
+	var contactIDs, messageIDs []int64
+	for _, r := range batch {
+		contactIDs = append(contactIDs, r.r.ContactID)
+		messageIDs = append(messageIDs, r.r.MessageID)
+	}
+	exists, err := in.db.ExistingContacts(ctx, in.db, contactIDs)
+	if err != nil {
+		in.log.Error("intake: database unavailable", "err", err)
+		fail(batch, errUnavailable, "")
+		return
+	}
+	msgs, err := in.cache.get(ctx, in.db, messageIDs)
+	if err != nil {
+		in.log.Error("intake: database unavailable", "err", err)
+		fail(batch, errUnavailable, "")
+		return
+	}
+	var ok []*intakeReq
+	for _, r := range batch {
+		m, found := msgs[r.r.MessageID]
+		switch {
+		case !exists[r.r.ContactID]:
+			r.done <- intakeResult{Err: errUnknownContact, Detail: fmt.Sprintf("contact %d does not exist", r.r.ContactID)}
+		case !found:
+			r.done <- intakeResult{Err: errUnknownMessage, Detail: fmt.Sprintf("marketing message %d does not exist", r.r.MessageID)}
+		case len(candidates(m, in.senders)) == 0:
+			r.done <- intakeResult{Err: errNoCandidate, Detail: fmt.Sprintf(
+				"marketing message %d has no enabled channel with content and a configured sender", r.r.MessageID)}
+		default:
+			ok = append(ok, r)
+		}
+	}
+	if len(ok) == 0 {
+		return
+	}
+	if backlog := in.backlog.Load(); backlog+int64(len(ok)) > in.maxBacklog {
+		fail(ok, errBacklogFull, fmt.Sprintf("%d dispatches are waiting (limit %d)", backlog, in.maxBacklog))
+		return
+	}
+	news := make([]store.NewDispatch, len(ok))
+	for i, r := range ok {
+		news[i] = store.NewDispatch{ContactID: r.r.ContactID, MessageID: r.r.MessageID, CampaignID: r.r.CampaignID,
+			EventID: r.r.EventID, IdempotencyKey: r.r.IdempotencyKey,
+			Key: store.KeyFor(r.r.IdempotencyKey, r.r.CampaignID, r.r.EventID, r.r.MessageID, r.r.ContactID)}
+	}
+	res, err := in.store.Accept(ctx, news, in.now(), in.window)
+	if err != nil {
+		in.log.Error("intake: could not record dispatches", "err", err, "requests", len(ok))
+		fail(ok, errUnavailable, "")
+		return
+	}
+	added := 0
+	for i, r := range ok {
+		if !res[i].Duplicate {
+			added++
+		}
+		r.done <- intakeResult{ID: res[i].ID, Duplicate: res[i].Duplicate}
+	}
+	in.backlog.Add(int64(added))
+	if in.metrics != nil {
+		in.metrics.IntakeBatch.Observe(float64(len(ok)))
+		in.metrics.Intake.WithLabelValues("accepted").Add(float64(added))
+		in.metrics.Intake.WithLabelValues("duplicate").Add(float64(len(ok) - added))
+	}
+	if added > 0 && in.onAccept != nil {
+		in.onAccept()
+	}
+}

@@ -1,0 +1,272 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/mautic-mm/sidecar/channels"
+	"github.com/mautic-mm/sidecar/mautic"
+	"github.com/mautic-mm/sidecar/store"
+)
+
+// QueueWorker drains Mautic's message_queue for the channels that have a
+// sender (SIDECAR_QUEUE=sidecar, DESIGN.md 6.5), rows Mautic queued itself
+// included, with Mautic's semantics (mautic-reference.md 5.2).
+type QueueWorker struct {
+	db      *mautic.DB
+	store   *store.DB
+	senders *channels.Registry
+	log     *slog.Logger
+	metrics *Metrics
+	opts    Options
+	loader  *loader
+	now     func() time.Time
+
+	hardCtx  context.Context
+	hardStop context.CancelFunc
+}
+
+// NewQueueWorker builds the message_queue worker.
+func NewQueueWorker(db *mautic.DB, st *store.DB, senders *channels.Registry, log *slog.Logger, m *Metrics, opts Options) *QueueWorker {
+	opts.setDefaults()
+	hard, stop := context.WithCancel(context.Background())
+	return &QueueWorker{db: db, store: st, senders: senders, log: log, metrics: m, opts: opts,
+		loader: &loader{db: db, senders: senders, defaults: opts.FrequencyDefaults, msgCache: newMessageCache(db, 0), hasTweets: true},
+		now:    func() time.Time { return time.Now().UTC() }, hardCtx: hard, hardStop: stop}
+}
+
+// Abort rolls back in-flight batches.
+func (q *QueueWorker) Abort() { q.hardStop() }
+
+// Run processes due rows until ctx is done. A few workers are enough: each
+// batch sends its rows concurrently.
+func (q *QueueWorker) Run(ctx context.Context) {
+	n := max(1, q.opts.Workers/4)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			failures := 0
+			for ctx.Err() == nil {
+				done, err := q.RunOnce(ctx)
+				if err != nil {
+					failures++
+					if !errors.Is(err, context.Canceled) {
+						q.log.Warn("queue batch failed", "err", err, "attempt", failures)
+					}
+					sleepCtx(ctx, backoffDelay(failures, 200*time.Millisecond, 10*time.Second))
+					continue
+				}
+				failures = 0
+				if done == 0 {
+					sleepCtx(ctx, 500*time.Millisecond)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// queueJob is one message_queue row being processed.
+type queueJob struct {
+	row     mautic.QueueRow
+	w       *writes
+	outcome string // sent, cancelled, failed, rescheduled
+	resched time.Time
+}
+
+// RunOnce processes one batch of due rows and returns how many it handled.
+func (q *QueueWorker) RunOnce(ctx context.Context) (int, error) {
+	names := q.senders.Names()
+	if len(names) == 0 || ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	chans := make([]string, len(names))
+	for i, n := range names {
+		chans[i] = string(n)
+	}
+	bctx, cancel := context.WithTimeout(q.hardCtx, q.opts.Lease)
+	defer cancel()
+	now := q.now()
+	tx, err := q.store.BeginTx(bctx)
+	if err != nil {
+		return 0, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	rows, err := q.db.ClaimDueQueueRows(bctx, tx, chans, now, q.opts.BatchSize)
+	if err != nil || len(rows) == 0 {
+		return 0, err
+	}
+	var ids []int64
+	for _, r := range rows {
+		ids = append(ids, r.ContactID)
+	}
+	held, err := q.store.LockContacts(bctx, tx, ids)
+	if err != nil {
+		return 0, err
+	}
+	seen := map[int64]bool{}
+	var jobs []*queueJob
+	var wants []want
+	for _, r := range rows {
+		if !held[r.ContactID] || seen[r.ContactID] {
+			continue
+		}
+		seen[r.ContactID] = true
+		jobs = append(jobs, &queueJob{row: r, w: newWrites()})
+		wants = append(wants, want{ContactID: r.ContactID, Channels: []string{r.Channel}, Content: map[string]int64{r.Channel: r.ChannelID}})
+	}
+	if len(jobs) == 0 {
+		return 0, nil
+	}
+	data, err := q.loader.load(bctx, tx, wants, now)
+	if err != nil {
+		return 0, err
+	}
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Add(1)
+		go func(j *queueJob) {
+			defer wg.Done()
+			q.process(bctx, data, j, now)
+		}(j)
+	}
+	wg.Wait()
+	all := newWrites()
+	var sent, cancelled, failed []int64
+	for _, j := range jobs {
+		all.merge(j.w)
+		switch j.outcome {
+		case "sent":
+			sent = append(sent, j.row.ID)
+		case "cancelled":
+			cancelled = append(cancelled, j.row.ID)
+		case "failed":
+			failed = append(failed, j.row.ID)
+		}
+	}
+	p := &Pipeline{db: q.db}
+	if err := p.applyStats(bctx, tx, all); err != nil {
+		return 0, err
+	}
+	if err := q.db.MarkQueueSent(bctx, tx, sent, now); err != nil {
+		return 0, err
+	}
+	if err := q.db.MarkQueueCancelled(bctx, tx, cancelled, now); err != nil {
+		return 0, err
+	}
+	if err := q.db.MarkQueueFailed(bctx, tx, failed, now); err != nil {
+		return 0, err
+	}
+	for _, j := range jobs {
+		if j.outcome == "rescheduled" {
+			if err := q.db.RescheduleQueueRow(bctx, tx, j.row.ID, j.resched, now); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := p.applyCounters(bctx, tx, all); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("commit queue batch: %w", err)
+	}
+	for _, j := range jobs {
+		if q.metrics != nil {
+			q.metrics.QueueRows.WithLabelValues(j.row.Channel, j.outcome).Inc()
+		}
+		q.log.Debug("queue row processed", "queue_id", j.row.ID, "contact_id", j.row.ContactID, "channel", j.row.Channel,
+			"event_id", j.row.EventID, "outcome", j.outcome)
+	}
+	return len(jobs), nil
+}
+
+// process applies 6.5 to one row: DNC or no address closes it; missing
+// content fails it; pause or frequency reschedules it; else it is sent.
+func (q *QueueWorker) process(ctx context.Context, b *batchData, j *queueJob, now time.Time) {
+	r := j.row
+	c, ok := b.contacts[r.ContactID]
+	if !ok { // the contact was deleted: FK cascade will remove the row anyway
+		j.outcome = "cancelled"
+		return
+	}
+	for _, d := range b.dnc[r.ContactID] {
+		if d.Channel == r.Channel {
+			j.outcome = "cancelled"
+			return
+		}
+	}
+	if !b.contentState(r.Channel, r.ChannelID).OK {
+		j.outcome = "failed"
+		return
+	}
+	if !b.hasAddress(c, r.Channel) {
+		j.outcome = "cancelled"
+		return
+	}
+	var rule mautic.FrequencyRule
+	for _, fr := range mautic.EffectiveRules(b.rules[r.ContactID]) {
+		if fr.Channel == r.Channel {
+			rule = fr
+		}
+	}
+	st := Step{Channel: r.Channel, ChannelID: r.ChannelID, Frequency: b.frequency[r.Channel][r.ContactID]}
+	if rule.PausedAt(now) {
+		st.Paused, st.PauseTo = true, *rule.PauseTo
+	}
+	if st.Paused || st.Frequency.Reached {
+		at, lifts := st.LiftsAt()
+		if !lifts {
+			// A limit of 0 never lifts: Mautic's failure path.
+			j.outcome = "failed"
+			return
+		}
+		if !at.After(now) && st.Frequency.Reached {
+			// MONTH clamping can keep a send in the window past DATE_ADD.
+			at = mautic.LeavesWindowAt(st.Frequency.Oldest, st.Frequency.Limit.Unit)
+		}
+		j.outcome, j.resched = "rescheduled", at
+		return
+	}
+	sender, ok := q.senders.Get(channels.Name(r.Channel))
+	if !ok {
+		j.outcome = "failed"
+		return
+	}
+	t := sendTarget{Key: queueKey(r.ID, r.Channel), ContactID: r.ContactID, EventID: r.EventID, Channel: r.Channel, ChannelID: r.ChannelID}
+	msg := b.toMessage(t, mautic.NewTrackingHash())
+	sctx, cancel := context.WithTimeoutCause(ctx, q.opts.SendTimeout, errors.New("provider call timed out"))
+	start := time.Now()
+	receipt, err := sender.Send(sctx, msg)
+	cancel()
+	if q.metrics != nil {
+		outcome := "ok"
+		if err != nil {
+			outcome = channels.KindOf(err).String()
+		}
+		q.metrics.ProviderLatency.WithLabelValues(r.Channel, outcome).Observe(time.Since(start).Seconds())
+	}
+	if err == nil {
+		j.w.recordSuccess(b, t, msg, receipt, now, 0, r.ID)
+		j.outcome = "sent"
+		return
+	}
+	kind := channels.KindOf(err)
+	j.w.recordGiveUp(t, msg, kind, err.Error(), now)
+	j.outcome = "failed"
+	q.log.Info("queued send failed", "queue_id", r.ID, "contact_id", r.ContactID, "channel", r.Channel, "kind", kind.String(), "err", err)
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/mautic-mm/sidecar/bridge"
+	"github.com/mautic-mm/sidecar/mautic"
+	"github.com/mautic-mm/sidecar/migrations"
+)
+
+// runServe is `sidecar serve`.
+func runServe(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	cfg, _, err := parseCommand("serve", args, environ, stderr, nil)
+	if err != nil {
+		return err
+	}
+	if cfg.Token == "" {
+		return errors.New("SIDECAR_TOKEN is required: serve refuses to start without it")
+	}
+	log := newLogger(cfg, stderr)
+	db, err := openChecked(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	srv, err := startServer(ctx, cfg, db, log, ln)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return srv.stop()
+}
+
+// openChecked opens Mautic's database and refuses to go on when the schema,
+// the migrations or the server would not work.
+func openChecked(ctx context.Context, cfg Config, log *slog.Logger) (*mautic.DB, error) {
+	db, err := mautic.Open(ctx, mautic.Config{DSN: cfg.dsn(), Prefix: cfg.TablePrefix, MaxOpenConns: cfg.DBMaxConns})
+	if err != nil {
+		return nil, err
+	}
+	si, err := db.Server(ctx)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if !si.SkipLocked() {
+		db.Close()
+		return nil, fmt.Errorf("%s does not support FOR UPDATE SKIP LOCKED (MariaDB 10.6+ or MySQL 8.0.1+ needed)", si)
+	}
+	problems, err := db.CheckSchema(ctx)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	for _, p := range problems {
+		if !p.Optional {
+			db.Close()
+			return nil, fmt.Errorf("Mautic's schema is incomplete (%s); is MAUTIC_TABLE_PREFIX right? run `sidecar check`", p)
+		}
+	}
+	st, err := migrations.Read(db.DB.DB, cfg.TablePrefix)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if !st.Current() {
+		db.Close()
+		return nil, fmt.Errorf("the sidecar schema is at %s: run `sidecar migrate up` first", st)
+	}
+	log.Info("database ready", "server", si.String(), "prefix", cfg.TablePrefix, "tweets", mautic.HasTweets(problems))
+	return db, nil
+}
+
+// server is a running sidecar: HTTP API plus workers.
+type server struct {
+	cfg     Config
+	log     *slog.Logger
+	http    *http.Server
+	app     *bridge.App
+	senders *senderSet
+	errc    chan error
+	URL     string
+}
+
+// startServer builds the senders and the bridge and serves on ln.
+func startServer(ctx context.Context, cfg Config, db *mautic.DB, log *slog.Logger, ln net.Listener) (*server, error) {
+	metrics := bridge.NewMetrics()
+	set, err := buildSenders(ctx, cfg, db, log, metrics.Registry)
+	if err != nil {
+		return nil, err
+	}
+	if len(set.Registry.Names()) == 0 {
+		set.Close()
+		return nil, errNoSender
+	}
+	for _, s := range set.Status {
+		if s.Live {
+			log.Info("sender ready", "channel", string(s.Channel), "detail", s.Detail)
+		} else {
+			log.Info("sender off", "channel", string(s.Channel), "reason", s.Detail)
+		}
+	}
+	problems, _ := db.CheckSchema(ctx)
+	app := bridge.New(bridge.Config{
+		Token:           string(cfg.Token),
+		TwilioAuthToken: set.TwilioAuthToken,
+		PublicURL:       cfg.PublicURL,
+		SMSRegion:       cfg.SMSDefaultRegion,
+		QueueWorker:     cfg.Queue == "sidecar",
+		DedupWindow:     cfg.DedupWindow,
+		MaxBacklog:      cfg.MaxBacklog,
+		Version:         version,
+		Pipeline: bridge.Options{
+			Workers: cfg.Workers, BatchSize: cfg.BatchSize, Lease: cfg.Lease, SendTimeout: cfg.SendTimeout,
+			RetryMax: cfg.RetryMax, RetryBase: cfg.RetryBase, FrequencyDefaults: cfg.frequencyDefaults(),
+			MessageCacheTTL: time.Second,
+		},
+	}, db, set.Registry, log, metrics)
+	app.SetTweets(mautic.HasTweets(problems))
+	hs := &http.Server{
+		Handler:           app.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	app.Start()
+	s := &server{cfg: cfg, log: log, http: hs, app: app, senders: set, errc: make(chan error, 1),
+		URL: "http://" + ln.Addr().String()}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.errc <- err
+		}
+		close(s.errc)
+	}()
+	log.Info("serving", "addr", ln.Addr().String(), "queue", cfg.Queue, "workers", cfg.Workers, "version", version)
+	return s, nil
+}
+
+// stop shuts down gracefully within SIDECAR_SHUTDOWN_TIMEOUT: stop
+// accepting, answer in-flight requests, finish or release in-flight work.
+func (s *server) stop() error {
+	start := time.Now()
+	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		_ = s.http.Close()
+	}
+	s.app.Stop(max(time.Until(start.Add(s.cfg.ShutdownTimeout))-500*time.Millisecond, 100*time.Millisecond))
+	s.senders.Close()
+	if serr := <-s.errc; serr != nil {
+		return serr
+	}
+	s.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond).String())
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
