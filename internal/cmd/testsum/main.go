@@ -1,0 +1,88 @@
+// Command testsum reads `go test -json` on stdin and prints what plain
+// `go test` prints (one line per package, the output of failed tests),
+// then a closing count: "N passed, N failed, N skipped". It exits 1 when a
+// test or a package failed, or when no test ran.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+)
+
+type event struct {
+	Action  string
+	Package string
+	Test    string
+	Output  string
+	Elapsed float64
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var passed, failed, skipped int
+	pkgFailed := false
+	outputs := map[string][]string{} // package/test -> output lines
+	sc := bufio.NewScanner(os.Stdin)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	var failedTests []string
+	for sc.Scan() {
+		line := sc.Bytes()
+		var e event
+		if err := json.Unmarshal(line, &e); err != nil {
+			// Build errors and the like are not JSON: show them as they are.
+			fmt.Println(string(line))
+			continue
+		}
+		key := e.Package + " " + e.Test
+		switch e.Action {
+		case "output":
+			if e.Test == "" {
+				out := strings.TrimRight(e.Output, "\n")
+				if strings.HasPrefix(out, "ok ") || strings.HasPrefix(out, "ok\t") || strings.HasPrefix(out, "FAIL") ||
+					strings.HasPrefix(out, "?") || strings.Contains(out, "[build failed]") || strings.HasPrefix(out, "panic:") {
+					fmt.Println(out)
+				} else {
+					outputs[key] = append(outputs[key], e.Output)
+				}
+			} else {
+				outputs[key] = append(outputs[key], e.Output)
+			}
+		case "pass":
+			if e.Test != "" {
+				passed++
+			}
+			delete(outputs, key)
+		case "skip":
+			if e.Test != "" {
+				skipped++
+			}
+			delete(outputs, key)
+		case "fail":
+			if e.Test != "" {
+				failed++
+				failedTests = append(failedTests, key)
+			} else {
+				pkgFailed = true
+				if lines := outputs[key]; len(lines) > 0 {
+					fmt.Print(strings.Join(lines, ""))
+				}
+			}
+		}
+	}
+	sort.Strings(failedTests)
+	for _, k := range failedTests {
+		fmt.Printf("\n--- FAIL: %s\n%s", k, strings.Join(outputs[k], ""))
+	}
+	fmt.Printf("\n%d passed, %d failed, %d skipped\n", passed, failed, skipped)
+	if failed > 0 || pkgFailed || passed == 0 {
+		return 1
+	}
+	return 0
+}
