@@ -50,6 +50,7 @@ commands:
   route --contact ID --message ID   print the routing decision and its trace; sends nothing
   demo [--once]                     the embedded demo (see README.md)
   version                           version, commit, Go version
+  probe [--url URL]                 GET a health endpoint, exit 0 on 2xx (container healthchecks)
 
 Every environment variable of the configuration has a flag: SIDECAR_WORKERS is
 --sidecar-workers. Run "sidecar <command> -h" for the list.
@@ -79,6 +80,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return runRoute(ctx, rest, environ, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, rest, environ, stdout, stderr)
+	case "probe":
+		return runProbe(ctx, rest, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)

@@ -228,3 +228,24 @@ func TestServeAndRoute(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return db.Count(t, "sidecar_dispatches", "state = 'sent'") == 1 }, 5*time.Second, 20*time.Millisecond)
 }
+
+func TestProbe(t *testing.T) {
+	ok := http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/readyz" {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go ok.Serve(ln)
+	t.Cleanup(func() { ok.Close() })
+	base := "http://" + ln.Addr().String()
+	_, _, err = runCmd(t, nil, "probe", "--url", base+"/readyz")
+	require.NoError(t, err)
+	_, _, err = runCmd(t, nil, "probe", "--url", base+"/other")
+	require.ErrorContains(t, err, "status 503")
+	_, _, err = runCmd(t, nil, "probe", "--url", "http://127.0.0.1:1/readyz", "--timeout", "1s")
+	require.Error(t, err)
+}
