@@ -72,8 +72,8 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
-	if o.Workers <= 0 {
-		o.Workers = 16
+	if o.Workers < 0 {
+		o.Workers = 0
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 64

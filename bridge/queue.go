@@ -46,6 +46,9 @@ func (q *QueueWorker) Abort() { q.hardStop() }
 // batch sends its rows concurrently.
 func (q *QueueWorker) Run(ctx context.Context) {
 	n := max(1, q.opts.Workers/4)
+	if q.opts.Workers == 0 {
+		return // an intake-only process
+	}
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
 		wg.Add(1)

@@ -50,7 +50,7 @@ type Config struct {
 
 	Listen          string        `env:"SIDECAR_LISTEN" envDefault:":8080" help:"HTTP address"`
 	Token           Secret        `env:"SIDECAR_TOKEN" help:"bearer token required on /v1/* (serve refuses to start without it)"`
-	Workers         int           `env:"SIDECAR_WORKERS" envDefault:"16" help:"concurrent dispatch workers per process"`
+	Workers         int           `env:"SIDECAR_WORKERS" envDefault:"16" help:"concurrent dispatch workers per process (0: intake only, no routing here)"`
 	MaxBacklog      int           `env:"SIDECAR_MAX_BACKLOG" envDefault:"100000" help:"accepted, unrouted dispatches above which intake answers 429"`
 	DedupWindow     time.Duration `env:"SIDECAR_DEDUP_WINDOW" envDefault:"24h" help:"duplicate-request window"`
 	RetryMax        int           `env:"SIDECAR_RETRY_MAX" envDefault:"3" help:"provider calls per channel on transient failures"`
@@ -242,8 +242,8 @@ func (c Config) Validate() error {
 	if c.Listen == "" {
 		bad("SIDECAR_LISTEN is empty")
 	}
-	if c.Workers < 1 || c.Workers > 1024 {
-		bad("SIDECAR_WORKERS must be between 1 and 1024")
+	if c.Workers < 0 || c.Workers > 1024 {
+		bad("SIDECAR_WORKERS must be between 0 (intake only) and 1024")
 	}
 	if c.MaxBacklog < 1 {
 		bad("SIDECAR_MAX_BACKLOG must be at least 1")

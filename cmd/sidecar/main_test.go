@@ -66,7 +66,7 @@ func TestConfig(t *testing.T) {
 	})
 	t.Run("validation names every problem", func(t *testing.T) {
 		_, err := loadConfig([]string{"MAUTIC_TABLE_PREFIX=bad-prefix", "SIDECAR_QUEUE=cron", "MAUTIC_SMS_FREQUENCY_TIME=YEAR",
-			"MAUTIC_SECRET_KEY=short", "SIDECAR_WORKERS=0", "MAUTIC_SITE_URL=ftp://x", "SIDECAR_RATE_LIMITS=email"}, nil)
+			"MAUTIC_SECRET_KEY=short", "SIDECAR_WORKERS=-1", "MAUTIC_SITE_URL=ftp://x", "SIDECAR_RATE_LIMITS=email"}, nil)
 		require.Error(t, err)
 		for _, want := range []string{"MAUTIC_TABLE_PREFIX", "SIDECAR_QUEUE", "MAUTIC_SMS_FREQUENCY_TIME", "MAUTIC_SECRET_KEY",
 			"SIDECAR_WORKERS", "MAUTIC_SITE_URL", "SIDECAR_RATE_LIMITS"} {
