@@ -195,16 +195,14 @@ func (p *Pipeline) sleep(ctx context.Context, d time.Duration) {
 
 // job is one dispatch being routed in a batch.
 type job struct {
-	d        store.Dispatch
-	prog     progress
-	trace    []TraceEntry
-	msg      mautic.Message
-	found    bool
-	w        *writes
-	enqueue  *queueRequest
-	sentOn   string
-	finished bool // state decided (sent, queued, failed)
-	outcome  string
+	d       store.Dispatch
+	prog    progress
+	trace   []TraceEntry
+	msg     mautic.Message
+	found   bool
+	w       *writes
+	enqueue *queueRequest
+	final   store.Dispatch // as written
 }
 
 // queueRequest asks the write phase to queue a deferred send.
@@ -213,46 +211,33 @@ type queueRequest struct {
 	at   time.Time
 }
 
-// RunOnce routes one batch. It returns how many dispatches it finished or
-// rescheduled.
+// RunOnce routes one batch: claim (a short transaction that leases the
+// dispatches and their contacts), load, decide and send outside any
+// transaction, then write the outcome in a transaction fenced by the lease.
+// It returns how many dispatches it handled.
 func (p *Pipeline) RunOnce(ctx context.Context) (int, error) {
 	if ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
-	// The batch outlives a cancelled ctx (graceful stop finishes it) but not
-	// the lease nor an abort.
-	bctx, cancel := context.WithTimeout(p.hardCtx, p.opts.Lease)
-	defer cancel()
 	start := time.Now()
 	now := p.now()
-	tx, err := p.store.BeginTx(bctx)
-	if err != nil {
-		return 0, fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	claimed, err := p.store.Claim(bctx, tx, now, p.opts.BatchSize)
+	// Sending must end well before the lease does, so that the writes land
+	// while the lease still fences them.
+	bctx, cancel := context.WithTimeout(p.hardCtx, p.opts.Lease*3/4)
+	defer cancel()
+	lease, claimed, err := p.store.ClaimBatch(bctx, now, p.opts.BatchSize, p.opts.Lease)
 	if err != nil || len(claimed) == 0 {
-		return 0, err
-	}
-	if p.metrics != nil && len(claimed) > 0 {
-		p.metrics.ClaimLag.Set(now.Sub(claimed[0].RunAt).Seconds())
-	}
-	var ids []int64
-	for _, d := range claimed {
-		ids = append(ids, d.ContactID)
-	}
-	held, err := p.store.LockContacts(bctx, tx, ids)
-	if err != nil {
-		return 0, err
-	}
-	// One dispatch per contact per batch: the next one sees this one's send.
-	seen := map[int64]bool{}
-	var jobs []*job
-	for _, d := range claimed {
-		if !held[d.ContactID] || seen[d.ContactID] {
-			continue
+		if store.Retryable(err) {
+			return 0, nil // another claim won the race: nothing was taken
 		}
-		seen[d.ContactID] = true
+		return 0, err
+	}
+	if p.metrics != nil {
+		p.metrics.ClaimLag.Set(now.Sub(claimed[0].RunAt.Add(-p.opts.Lease)).Seconds())
+	}
+	jobs := make([]*job, 0, len(claimed))
+	wants := make([]want, 0, len(claimed))
+	for _, d := range claimed {
 		j := &job{d: d, w: newWrites()}
 		if len(d.Progress) > 0 {
 			if err := json.Unmarshal(d.Progress, &j.prog); err != nil {
@@ -264,16 +249,11 @@ func (p *Pipeline) RunOnce(ctx context.Context) (int, error) {
 			j.trace = nil
 		}
 		jobs = append(jobs, j)
+		wants = append(wants, want{ContactID: d.ContactID, MessageID: d.MessageID})
 	}
-	if len(jobs) == 0 {
-		return 0, nil
-	}
-	wants := make([]want, len(jobs))
-	for i, j := range jobs {
-		wants[i] = want{ContactID: j.d.ContactID, MessageID: j.d.MessageID}
-	}
-	data, err := p.loader.load(bctx, tx, wants, now)
+	data, err := p.loader.load(bctx, p.db, wants, now)
 	if err != nil {
+		p.abandon(lease, jobs, now)
 		return 0, err
 	}
 	var wg sync.WaitGroup
@@ -286,11 +266,28 @@ func (p *Pipeline) RunOnce(ctx context.Context) (int, error) {
 		}(j)
 	}
 	wg.Wait()
-	if err := p.commit(bctx, tx, data, jobs, now); err != nil {
+	// The writes must land even when the stop is hard: the sends happened.
+	wctx, wcancel := context.WithTimeout(context.Background(), max(time.Until(start.Add(p.opts.Lease)), time.Second))
+	defer wcancel()
+	if err := p.commit(wctx, lease, jobs, now); err != nil {
 		return 0, err
 	}
 	p.observe(jobs, time.Since(start))
 	return len(jobs), nil
+}
+
+// abandon gives a batch back before anything was sent.
+func (p *Pipeline) abandon(lease store.Lease, jobs []*job, now time.Time) {
+	ids := make([]int64, len(jobs))
+	contacts := make([]int64, len(jobs))
+	for i, j := range jobs {
+		ids[i], contacts[i] = j.d.ID, j.d.ContactID
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.store.Abandon(ctx, lease, ids, contacts, now); err != nil {
+		p.log.Warn("could not give a batch back; its leases will expire", "err", err)
+	}
 }
 
 // route walks the plan of one dispatch: skip, send, fall through (DESIGN.md
@@ -360,7 +357,6 @@ func (p *Pipeline) route(ctx context.Context, b *batchData, j *job, now time.Tim
 		// Route the whole dispatch again later: a provider outage loses nothing.
 		j.prog = progress{Round: j.prog.Round + 1}
 		j.d.RunAt = now.Add(p.opts.RerouteEvery)
-		j.outcome = "rerouted"
 		return
 	}
 	j.fail()
@@ -368,7 +364,6 @@ func (p *Pipeline) route(ctx context.Context, b *batchData, j *job, now time.Tim
 
 func (j *job) fail() {
 	j.d.State, j.d.Channel, j.d.ChannelID, j.d.QueueID = store.Failed, "", 0, 0
-	j.finished, j.outcome = true, store.Failed
 }
 
 // attempt calls the sender of one eligible step. It returns true when the
@@ -400,7 +395,6 @@ func (p *Pipeline) attempt(ctx context.Context, b *batchData, j *job, s Step, no
 		j.trace = append(j.trace, TraceEntry{Channel: s.Channel, Decision: DecisionSent, Detail: providerDetail(receipt)})
 		j.w.recordSuccess(b, t, msg, receipt, now, j.d.ID, 0)
 		j.d.State, j.d.Channel, j.d.ChannelID = store.Sent, s.Channel, s.ChannelID
-		j.finished, j.outcome, j.sentOn = true, store.Sent, s.Channel
 		return true
 	}
 	kind := channels.KindOf(err)
@@ -429,7 +423,6 @@ func (p *Pipeline) attempt(ctx context.Context, b *batchData, j *job, s Step, no
 			Detail: fmt.Sprintf("%s (try %d of %d, next in %s)", errText, tries, p.opts.RetryMax, delay.Round(time.Millisecond))})
 		j.prog.Pinned, j.prog.Tries = s.Channel, tries
 		j.d.RunAt = now.Add(delay)
-		j.outcome = "retry"
 		p.log.Warn("provider failed, will retry", "dispatch_id", j.d.ID, "contact_id", j.d.ContactID, "channel", s.Channel,
 			"attempt", tries, "err", errText)
 		return true
@@ -470,85 +463,149 @@ func backoffDelay(n int, base, limit time.Duration) time.Duration {
 	return half + time.Duration(rand.Int64N(int64(half)+1))
 }
 
-// commit writes everything a batch produced, in one transaction with the
-// dispatches' new states. The hot counters come last, so their row locks are
-// held only until the commit.
-func (p *Pipeline) commit(ctx context.Context, tx *sqlx.Tx, b *batchData, jobs []*job, now time.Time) error {
+// commit writes everything a batch produced, in one transaction fenced by
+// the batch's lease: only the dispatches the lease still holds are written,
+// together with their stats, counters and queue rows, and the contacts are
+// released. A deadlock or lock timeout just runs the transaction again: the
+// lease keeps the dispatches from other workers, so nothing is re-sent.
+func (p *Pipeline) commit(ctx context.Context, lease store.Lease, jobs []*job, now time.Time) error {
+	var err error
+	for attempt := 0; ; attempt++ {
+		if err = p.writeTx(ctx, lease, jobs, now); err == nil {
+			return nil
+		}
+		if !store.Retryable(err) || attempt >= 8 || ctx.Err() != nil {
+			return fmt.Errorf("commit batch: %w", err)
+		}
+		p.log.Debug("batch write hit a lock conflict, writing it again (nothing is re-sent)", "attempt", attempt+1, "err", err)
+		time.Sleep(backoffDelay(attempt+1, 5*time.Millisecond, 200*time.Millisecond))
+	}
+}
+
+func (p *Pipeline) writeTx(ctx context.Context, lease store.Lease, jobs []*job, now time.Time) error {
+	tx, err := p.store.BeginTx(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	ids := make([]int64, len(jobs))
+	contacts := make([]int64, len(jobs))
+	for i, j := range jobs {
+		ids[i], contacts[i] = j.d.ID, j.d.ContactID
+	}
+	owned, err := p.store.Owned(ctx, tx, lease, ids)
+	if err != nil {
+		return err
+	}
+	keep := jobs[:0:0]
+	for _, j := range jobs {
+		if owned[j.d.ID] {
+			keep = append(keep, j)
+			continue
+		}
+		p.log.Warn("a dispatch's lease ended before its outcome was written; another worker took it over",
+			"dispatch_id", j.d.ID, "contact_id", j.d.ContactID)
+	}
+	if err := p.write(ctx, tx, keep, now); err != nil {
+		return err
+	}
+	if err := p.store.ReleaseContacts(ctx, tx, lease, contacts); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// write runs the write phase in tx, after the fence locked the batch's
+// dispatches. Lock order, the same for every transaction: the content rows
+// (counters, exclusive), then the rows whose foreign keys point at them
+// (stats: shared locks on those same rows), then the contact's rows.
+// Taking the counters last would deadlock: two batches' stats inserts share
+// a content row, then both want it exclusively.
+func (p *Pipeline) write(ctx context.Context, tx *sqlx.Tx, jobs []*job, now time.Time) error {
 	all := newWrites()
 	for _, j := range jobs {
 		all.merge(j.w)
 	}
+	if err := p.applyCounters(ctx, tx, all); err != nil {
+		return err
+	}
 	if err := p.applyStats(ctx, tx, all); err != nil {
 		return err
 	}
-	for _, j := range jobs {
-		if j.enqueue == nil {
-			continue
-		}
-		if err := p.enqueue(ctx, tx, j, now); err != nil {
-			return err
-		}
-	}
 	list := make([]store.Dispatch, 0, len(jobs))
 	for _, j := range jobs {
-		tr, err := json.Marshal(j.trace)
+		d, trace := j.d, j.trace
+		if j.enqueue != nil {
+			q, err := p.enqueue(ctx, tx, j, now)
+			if err != nil {
+				return err
+			}
+			trace = append(append([]TraceEntry(nil), trace...), q.entry)
+			d.State, d.Channel, d.ChannelID, d.QueueID = store.Queued, q.step.Channel, q.step.ChannelID, q.id
+		}
+		tr, err := json.Marshal(trace)
 		if err != nil {
 			return fmt.Errorf("encode trace: %w", err)
 		}
-		j.d.Trace = tr
-		if j.finished {
-			j.d.Progress = nil
+		d.Trace = tr
+		if d.State != store.Accepted {
+			d.Progress = nil
 		} else {
-			if j.d.RunAt.Before(now) {
-				j.d.RunAt = now
+			if d.RunAt.Before(now) {
+				d.RunAt = now
 			}
 			pr, err := json.Marshal(j.prog)
 			if err != nil {
 				return fmt.Errorf("encode progress: %w", err)
 			}
-			j.d.Progress = pr
+			d.Progress = pr
 		}
-		list = append(list, j.d)
+		j.final = d
+		list = append(list, d)
 	}
 	sort.Slice(list, func(a, c int) bool { return list[a].ID < list[c].ID })
-	if err := p.store.Save(ctx, tx, list, now); err != nil {
-		return err
-	}
-	if err := p.applyCounters(ctx, tx, all); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit batch: %w", err)
-	}
-	return nil
+	return p.store.Save(ctx, tx, list, now)
+}
+
+// queued is the outcome of DESIGN.md 6 item 6 for one job.
+type queued struct {
+	step  Step
+	id    int64
+	entry TraceEntry
 }
 
 // enqueue finishes DESIGN.md 6 item 6 for one job: Mautic's queue dedup
 // (an existing pending row for the contact, channel and content is reused,
-// unchanged) or a new message_queue row.
-func (p *Pipeline) enqueue(ctx context.Context, tx *sqlx.Tx, j *job, now time.Time) error {
+// unchanged) or a new message_queue row. The row's event_id references
+// campaign_events: an event id Mautic does not know is left out rather than
+// failing the batch.
+func (p *Pipeline) enqueue(ctx context.Context, tx *sqlx.Tx, j *job, now time.Time) (queued, error) {
 	s, at := j.enqueue.step, j.enqueue.at
 	row, ok, err := p.db.PendingQueueRow(ctx, tx, j.d.ContactID, s.Channel, s.ChannelID)
 	if err != nil {
-		return err
+		return queued{}, err
 	}
-	var id int64
-	detail := ""
 	if ok {
-		id = row.ID
-		detail = fmt.Sprintf("already queued as message_queue %d", id)
-	} else {
-		id, err = p.db.Enqueue(ctx, tx, mautic.NewQueueRow{Channel: s.Channel, ChannelID: s.ChannelID, EventID: j.d.EventID,
-			ContactID: j.d.ContactID, ScheduledDate: at, Now: now})
-		if err != nil {
-			return err
-		}
-		detail = fmt.Sprintf("message_queue %d, scheduled %s UTC", id, at.UTC().Format("2006-01-02 15:04:05"))
+		return queued{step: s, id: row.ID, entry: TraceEntry{Channel: s.Channel, Decision: DecisionQueued,
+			Detail: fmt.Sprintf("already queued as message_queue %d", row.ID)}}, nil
 	}
-	j.trace = append(j.trace, TraceEntry{Channel: s.Channel, Decision: DecisionQueued, Detail: detail})
-	j.d.State, j.d.Channel, j.d.ChannelID, j.d.QueueID = store.Queued, s.Channel, s.ChannelID, id
-	j.finished, j.outcome = true, store.Queued
-	return nil
+	eventID := j.d.EventID
+	if eventID > 0 {
+		known, err := p.db.EventExists(ctx, tx, eventID)
+		if err != nil {
+			return queued{}, err
+		}
+		if !known {
+			eventID = 0
+		}
+	}
+	id, err := p.db.Enqueue(ctx, tx, mautic.NewQueueRow{Channel: s.Channel, ChannelID: s.ChannelID, EventID: eventID,
+		ContactID: j.d.ContactID, ScheduledDate: at, Now: now})
+	if err != nil {
+		return queued{}, err
+	}
+	return queued{step: s, id: id, entry: TraceEntry{Channel: s.Channel, Decision: DecisionQueued,
+		Detail: fmt.Sprintf("message_queue %d, scheduled %s UTC", id, at.UTC().Format("2006-01-02 15:04:05"))}}, nil
 }
 
 func (p *Pipeline) applyStats(ctx context.Context, tx *sqlx.Tx, w *writes) error {
@@ -604,13 +661,15 @@ func (p *Pipeline) observeSend(channel string, err error, d time.Duration) {
 
 func (p *Pipeline) observe(jobs []*job, took time.Duration) {
 	for _, j := range jobs {
-		if p.metrics != nil && j.finished {
-			p.metrics.Dispatches.WithLabelValues(j.d.State, j.d.Channel).Inc()
+		d := j.final
+		if d.ID == 0 || d.State == store.Accepted {
+			continue
 		}
-		if j.finished {
-			p.log.Info("dispatch routed", "dispatch_id", j.d.ID, "contact_id", j.d.ContactID, "campaign_id", j.d.CampaignID,
-				"event_id", j.d.EventID, "state", j.d.State, "channel", j.d.Channel, "attempts", j.d.Attempts)
+		if p.metrics != nil {
+			p.metrics.Dispatches.WithLabelValues(d.State, d.Channel).Inc()
 		}
+		p.log.Info("dispatch routed", "dispatch_id", d.ID, "contact_id", d.ContactID, "campaign_id", d.CampaignID,
+			"event_id", d.EventID, "state", d.State, "channel", d.Channel, "attempts", d.Attempts)
 	}
 	if p.metrics != nil {
 		p.metrics.BatchDuration.Observe(took.Seconds())

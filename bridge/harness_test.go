@@ -78,14 +78,22 @@ func testOptions() Options {
 }
 
 func newHarness(t *testing.T, opts ...harnessOption) *harness {
+	return newHarnessWith(t, nil, opts...)
+}
+
+// newHarnessWith uses the given senders (nil: recording senders).
+func newHarnessWith(t *testing.T, reg *channels.Registry, opts ...harnessOption) *harness {
 	t.Helper()
 	db := testdb.New(t)
 	h := &harness{t: t, db: db, s: seed.New(db.DB, db.Prefix), ctx: context.Background(), rec: map[string]*channelstest.Recorder{},
-		reg: channels.NewRegistry(), logs: &syncBuffer{}}
-	for _, ch := range []string{"email", "sms", "notification", "mobile_notification", "tweet", "whatsapp"} {
-		r := channelstest.NewRecorder()
-		h.rec[ch] = r
-		require.NoError(t, h.reg.Add(channels.Name(ch), r))
+		reg: reg, logs: &syncBuffer{}}
+	if h.reg == nil {
+		h.reg = channels.NewRegistry()
+		for _, ch := range []string{"email", "sms", "notification", "mobile_notification", "tweet", "whatsapp"} {
+			r := channelstest.NewRecorder()
+			h.rec[ch] = r
+			require.NoError(t, h.reg.Add(channels.Name(ch), r))
+		}
 	}
 	h.app = h.newApp(opts...)
 	h.srv = httptest.NewServer(h.app.Handler())

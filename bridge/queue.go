@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/mautic-mm/sidecar/channels"
 	"github.com/mautic-mm/sidecar/mautic"
 	"github.com/mautic-mm/sidecar/store"
@@ -92,7 +94,9 @@ type queueJob struct {
 	resched time.Time
 }
 
-// RunOnce processes one batch of due rows and returns how many it handled.
+// RunOnce processes one batch of due rows and returns how many it handled:
+// claim (a short transaction that leases the rows and their contacts),
+// process outside any transaction, write fenced by the lease.
 func (q *QueueWorker) RunOnce(ctx context.Context) (int, error) {
 	names := q.senders.Names()
 	if len(names) == 0 || ctx.Err() != nil {
@@ -102,42 +106,24 @@ func (q *QueueWorker) RunOnce(ctx context.Context) (int, error) {
 	for i, n := range names {
 		chans[i] = string(n)
 	}
-	bctx, cancel := context.WithTimeout(q.hardCtx, q.opts.Lease)
+	start := time.Now()
+	bctx, cancel := context.WithTimeout(q.hardCtx, q.opts.Lease*3/4)
 	defer cancel()
 	now := q.now()
-	tx, err := q.store.BeginTx(bctx)
-	if err != nil {
-		return 0, fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	rows, err := q.db.ClaimDueQueueRows(bctx, tx, chans, now, q.opts.BatchSize)
-	if err != nil || len(rows) == 0 {
-		return 0, err
-	}
-	var ids []int64
-	for _, r := range rows {
-		ids = append(ids, r.ContactID)
-	}
-	held, err := q.store.LockContacts(bctx, tx, ids)
-	if err != nil {
-		return 0, err
-	}
-	seen := map[int64]bool{}
-	var jobs []*queueJob
-	var wants []want
-	for _, r := range rows {
-		if !held[r.ContactID] || seen[r.ContactID] {
-			continue
+	lease, jobs, err := q.claim(bctx, chans, now)
+	if err != nil || len(jobs) == 0 {
+		if store.Retryable(err) {
+			return 0, nil
 		}
-		seen[r.ContactID] = true
-		jobs = append(jobs, &queueJob{row: r, w: newWrites()})
-		wants = append(wants, want{ContactID: r.ContactID, Channels: []string{r.Channel}, Content: map[string]int64{r.Channel: r.ChannelID}})
+		return 0, err
 	}
-	if len(jobs) == 0 {
-		return 0, nil
+	wants := make([]want, len(jobs))
+	for i, j := range jobs {
+		wants[i] = want{ContactID: j.row.ContactID, Channels: []string{j.row.Channel}, Content: map[string]int64{j.row.Channel: j.row.ChannelID}}
 	}
-	data, err := q.loader.load(bctx, tx, wants, now)
+	data, err := q.loader.load(bctx, q.db, wants, now)
 	if err != nil {
+		q.release(lease, jobs)
 		return 0, err
 	}
 	var wg sync.WaitGroup
@@ -149,6 +135,132 @@ func (q *QueueWorker) RunOnce(ctx context.Context) (int, error) {
 		}(j)
 	}
 	wg.Wait()
+	wctx, wcancel := context.WithTimeout(context.Background(), max(time.Until(start.Add(q.opts.Lease)), time.Second))
+	defer wcancel()
+	for attempt := 0; ; attempt++ {
+		err = q.writeTx(wctx, lease, jobs, now)
+		if err == nil {
+			break
+		}
+		if !store.Retryable(err) || attempt >= 8 || wctx.Err() != nil {
+			return 0, fmt.Errorf("commit queue batch: %w", err)
+		}
+		time.Sleep(backoffDelay(attempt+1, 5*time.Millisecond, 200*time.Millisecond))
+	}
+	for _, j := range jobs {
+		if q.metrics != nil {
+			q.metrics.QueueRows.WithLabelValues(j.row.Channel, j.outcome).Inc()
+		}
+		q.log.Debug("queue row processed", "queue_id", j.row.ID, "contact_id", j.row.ContactID, "channel", j.row.Channel,
+			"event_id", j.row.EventID, "outcome", j.outcome)
+	}
+	return len(jobs), nil
+}
+
+// claim leases due rows and their contacts in one short transaction.
+func (q *QueueWorker) claim(ctx context.Context, chans []string, now time.Time) (store.Lease, []*queueJob, error) {
+	lease := store.NewLease()
+	tx, err := q.store.BeginTx(ctx)
+	if err != nil {
+		return lease, nil, fmt.Errorf("claim queue rows: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	rows, err := q.db.ClaimDueQueueRows(ctx, tx, chans, now, q.opts.BatchSize)
+	if err != nil || len(rows) == 0 {
+		return lease, nil, err
+	}
+	contacts := make([]int64, len(rows))
+	for i, r := range rows {
+		contacts[i] = r.ContactID
+	}
+	until := now.Add(q.opts.Lease)
+	held, err := q.store.LeaseContacts(ctx, tx, contacts, lease, until, now)
+	if err != nil {
+		return lease, nil, err
+	}
+	seen := map[int64]bool{}
+	var jobs []*queueJob
+	var ids []int64
+	for _, r := range rows {
+		if !held[r.ContactID] || seen[r.ContactID] {
+			continue
+		}
+		seen[r.ContactID] = true
+		jobs = append(jobs, &queueJob{row: r, w: newWrites()})
+		ids = append(ids, r.ID)
+	}
+	if err := q.store.LeaseQueueRows(ctx, tx, ids, lease, until); err != nil {
+		return lease, nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return lease, nil, fmt.Errorf("claim queue rows: %w", err)
+	}
+	return lease, jobs, nil
+}
+
+// release gives a batch back before anything was sent.
+func (q *QueueWorker) release(lease store.Lease, jobs []*queueJob) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ids := make([]int64, len(jobs))
+	contacts := make([]int64, len(jobs))
+	for i, j := range jobs {
+		ids[i], contacts[i] = j.row.ID, j.row.ContactID
+	}
+	tx, err := q.store.BeginTx(ctx)
+	if err == nil {
+		defer tx.Rollback() //nolint:errcheck // no-op after commit
+		if err = q.store.ReleaseQueueRows(ctx, tx, lease, ids); err == nil {
+			if err = q.store.ReleaseContacts(ctx, tx, lease, contacts); err == nil {
+				err = tx.Commit()
+			}
+		}
+	}
+	if err != nil {
+		q.log.Warn("could not give a queue batch back; its leases will expire", "err", err)
+	}
+}
+
+// writeTx writes a batch's outcome for the rows the lease still holds, and
+// ends the batch's leases.
+func (q *QueueWorker) writeTx(ctx context.Context, lease store.Lease, jobs []*queueJob, now time.Time) error {
+	tx, err := q.store.BeginTx(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	ids := make([]int64, len(jobs))
+	contacts := make([]int64, len(jobs))
+	for i, j := range jobs {
+		ids[i], contacts[i] = j.row.ID, j.row.ContactID
+	}
+	owned, err := q.store.OwnedQueueRows(ctx, tx, lease, ids)
+	if err != nil {
+		return err
+	}
+	var keep []*queueJob
+	for _, j := range jobs {
+		if owned[j.row.ID] {
+			keep = append(keep, j)
+		} else {
+			q.log.Warn("a queue row's lease ended before its outcome was written", "queue_id", j.row.ID)
+		}
+	}
+	if err := q.write(ctx, tx, keep, now); err != nil {
+		return err
+	}
+	if err := q.store.ReleaseQueueRows(ctx, tx, lease, ids); err != nil {
+		return err
+	}
+	if err := q.store.ReleaseContacts(ctx, tx, lease, contacts); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// write applies a batch's outcome in tx, in the pipeline's lock order
+// (content counters, stats, then the queue rows).
+func (q *QueueWorker) write(ctx context.Context, tx *sqlx.Tx, jobs []*queueJob, now time.Time) error {
 	all := newWrites()
 	var sent, cancelled, failed []int64
 	for _, j := range jobs {
@@ -163,39 +275,29 @@ func (q *QueueWorker) RunOnce(ctx context.Context) (int, error) {
 		}
 	}
 	p := &Pipeline{db: q.db}
-	if err := p.applyStats(bctx, tx, all); err != nil {
-		return 0, err
+	if err := p.applyCounters(ctx, tx, all); err != nil {
+		return err
 	}
-	if err := q.db.MarkQueueSent(bctx, tx, sent, now); err != nil {
-		return 0, err
+	if err := p.applyStats(ctx, tx, all); err != nil {
+		return err
 	}
-	if err := q.db.MarkQueueCancelled(bctx, tx, cancelled, now); err != nil {
-		return 0, err
+	if err := q.db.MarkQueueSent(ctx, tx, sent, now); err != nil {
+		return err
 	}
-	if err := q.db.MarkQueueFailed(bctx, tx, failed, now); err != nil {
-		return 0, err
+	if err := q.db.MarkQueueCancelled(ctx, tx, cancelled, now); err != nil {
+		return err
+	}
+	if err := q.db.MarkQueueFailed(ctx, tx, failed, now); err != nil {
+		return err
 	}
 	for _, j := range jobs {
 		if j.outcome == "rescheduled" {
-			if err := q.db.RescheduleQueueRow(bctx, tx, j.row.ID, j.resched, now); err != nil {
-				return 0, err
+			if err := q.db.RescheduleQueueRow(ctx, tx, j.row.ID, j.resched, now); err != nil {
+				return err
 			}
 		}
 	}
-	if err := p.applyCounters(bctx, tx, all); err != nil {
-		return 0, err
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("commit queue batch: %w", err)
-	}
-	for _, j := range jobs {
-		if q.metrics != nil {
-			q.metrics.QueueRows.WithLabelValues(j.row.Channel, j.outcome).Inc()
-		}
-		q.log.Debug("queue row processed", "queue_id", j.row.ID, "contact_id", j.row.ContactID, "channel", j.row.Channel,
-			"event_id", j.row.EventID, "outcome", j.outcome)
-	}
-	return len(jobs), nil
+	return nil
 }
 
 // process applies 6.5 to one row: DNC or no address closes it; missing

@@ -149,9 +149,12 @@ func (db *DB) ClaimDueQueueRows(ctx context.Context, tx Querier, channels []stri
 	for _, c := range channels {
 		args = append(args, c)
 	}
-	args = append(args, limit)
+	args = append(args, now.UTC(), limit)
+	// Rows leased by a sidecar batch (sidecar_queue_leases) are skipped too:
+	// their transaction has ended but their processing has not.
 	rows, err := tx.QueryContext(ctx, "SELECT "+queueCols+" FROM "+db.T("message_queue")+
-		" WHERE scheduled_date <= ? AND success = 0 AND attempts < max_attempts AND channel IN ("+inPlaceholders(len(channels))+")"+
+		" q WHERE scheduled_date <= ? AND success = 0 AND attempts < max_attempts AND channel IN ("+inPlaceholders(len(channels))+")"+
+		" AND NOT EXISTS (SELECT 1 FROM "+db.T("sidecar_queue_leases")+" l WHERE l.queue_id = q.id AND l.until > ?)"+
 		" ORDER BY scheduled_date, id LIMIT ? FOR UPDATE SKIP LOCKED", args...)
 	if err != nil {
 		return nil, fmt.Errorf("claim queue rows: %w", err)
@@ -219,4 +222,14 @@ func (db *DB) QueueDepth(ctx context.Context, q Querier, channels []string, now 
 		return 0, 0, fmt.Errorf("queue depth: %w", err)
 	}
 	return pending, due, nil
+}
+
+// EventExists reports whether a campaign_events row has that id
+// (message_queue.event_id references it).
+func (db *DB) EventExists(ctx context.Context, q Querier, id int64) (bool, error) {
+	var n int
+	if err := q.QueryRowxContext(ctx, "SELECT COUNT(*) FROM "+db.T("campaign_events")+" WHERE id = ?", id).Scan(&n); err != nil {
+		return false, fmt.Errorf("campaign event %d: %w", id, err)
+	}
+	return n > 0, nil
 }

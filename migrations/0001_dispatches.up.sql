@@ -11,6 +11,7 @@ CREATE TABLE IF NOT EXISTS `{prefix}sidecar_dispatches` (
   channel VARCHAR(191) NULL,
   channel_id INT NULL,
   queue_id BIGINT UNSIGNED NULL,
+  lease_owner BINARY(16) NULL,
   attempts INT UNSIGNED NOT NULL,
   trace LONGTEXT NOT NULL,
   progress LONGTEXT NULL,
@@ -43,11 +44,23 @@ CREATE TABLE IF NOT EXISTS `{prefix}sidecar_sequences` (
 
 INSERT IGNORE INTO `{prefix}sidecar_sequences` (name, next_id) VALUES ('dispatch', 1);
 
--- One row per contact ever routed: its row lock serializes all routing of
--- that contact across workers and replicas.
+-- One row per contact ever routed: a lease on it (owner, until) serializes
+-- all routing of that contact across workers and replicas.
 CREATE TABLE IF NOT EXISTS `{prefix}sidecar_contact_locks` (
   contact_id BIGINT UNSIGNED NOT NULL,
+  owner BINARY(16) NULL,
+  until DATETIME(6) NULL,
   PRIMARY KEY (contact_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci ROW_FORMAT=DYNAMIC;
+
+-- Leases on Mautic's message_queue rows being processed (Mautic's tables
+-- are never altered, so the lease lives here).
+CREATE TABLE IF NOT EXISTS `{prefix}sidecar_queue_leases` (
+  queue_id BIGINT UNSIGNED NOT NULL,
+  owner BINARY(16) NOT NULL,
+  until DATETIME(6) NOT NULL,
+  PRIMARY KEY (queue_id),
+  KEY `{prefix}sidecar_queue_lease_until` (until)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci ROW_FORMAT=DYNAMIC;
 
 -- Sends on custom (webhook) channels, which have no Mautic stats table; the

@@ -10,6 +10,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"errors"
@@ -178,17 +179,29 @@ func (s *DB) Accept(ctx context.Context, batch []NewDispatch, now time.Time, win
 		return nil, err
 	}
 	var out []AcceptResult
+	fast := true
 	for attempt := 0; ; attempt++ {
-		out, err = s.accept(ctx, batch, ids, now, window)
-		if err == nil || attempt >= 4 || !Retryable(err) || ctx.Err() != nil {
+		out, err = s.accept(ctx, batch, ids, now, window, fast)
+		if errors.Is(err, errSlowPath) {
+			fast = false
+			continue
+		}
+		if err == nil || attempt >= 8 || !Retryable(err) || ctx.Err() != nil {
 			return out, err
 		}
+		// Racing duplicates: wait a little, then run again.
+		time.Sleep(time.Duration(1+attempt) * time.Millisecond)
 	}
 }
 
-func (s *DB) accept(ctx context.Context, batch []NewDispatch, ids []int64, now time.Time, window time.Duration) ([]AcceptResult, error) {
+// errSlowPath asks Accept to run again with the dedup read-back.
+var errSlowPath = errors.New("accept: a key exists already")
+
+func (s *DB) accept(ctx context.Context, batch []NewDispatch, ids []int64, now time.Time, window time.Duration, tryFast bool) ([]AcceptResult, error) {
 	now = now.UTC()
-	tx, err := s.BeginTx(ctx)
+	// A plain transaction: nothing here reads in a way isolation changes,
+	// and the default level saves a round trip.
+	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("accept: %w", err)
 	}
@@ -202,7 +215,12 @@ func (s *DB) accept(ctx context.Context, batch []NewDispatch, ids []int64, now t
 	sort.SliceStable(order, func(a, b int) bool {
 		return string(batch[order[a]].Key[:]) < string(batch[order[b]].Key[:])
 	})
-	cutoff := now.Add(-window)
+	distinct := true
+	for n := 1; n < len(order); n++ {
+		if batch[order[n]].Key == batch[order[n-1]].Key {
+			distinct = false
+		}
+	}
 	var sb strings.Builder
 	sb.WriteString("INSERT INTO " + s.T("sidecar_dispatch_keys") + " (dedup_key, dispatch_id, created_at) VALUES ")
 	args := make([]any, 0, len(batch)*3+2)
@@ -213,38 +231,41 @@ func (s *DB) accept(ctx context.Context, batch []NewDispatch, ids []int64, now t
 		sb.WriteString("(?,?,?)")
 		args = append(args, batch[i].Key[:], ids[i], now)
 	}
-	// An expired key is taken over by the new dispatch. MySQL evaluates the
-	// assignments left to right, so created_at is tested before it changes.
-	sb.WriteString(" ON DUPLICATE KEY UPDATE dispatch_id = IF(created_at < ?, VALUES(dispatch_id), dispatch_id)," +
-		" created_at = IF(created_at < ?, VALUES(created_at), created_at)")
-	args = append(args, cutoff, cutoff)
-	if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
-		return nil, fmt.Errorf("accept: record keys: %w", err)
-	}
-	keyArgs := make([]any, 0, len(batch))
-	for _, d := range batch {
-		keyArgs = append(keyArgs, d.Key[:])
-	}
-	rows, err := tx.QueryContext(ctx, "SELECT dedup_key, dispatch_id FROM "+s.T("sidecar_dispatch_keys")+
-		" WHERE dedup_key IN ("+placeholders(len(keyArgs))+")", keyArgs...)
-	if err != nil {
-		return nil, fmt.Errorf("accept: read keys: %w", err)
-	}
 	owner := map[DedupKey]int64{}
-	for rows.Next() {
-		var k []byte
-		var id int64
-		if err := rows.Scan(&k, &id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("accept: read keys: %w", err)
+	fast := false
+	if distinct && tryFast {
+		// The common case: every key is new. A duplicate makes the
+		// statement fail as a whole (nothing written); the caller then
+		// starts over on the slow path in a new transaction, so that the
+		// shared locks of this failed insert are not held while the slow
+		// path asks for exclusive ones (a deadlock between racers).
+		_, err := tx.ExecContext(ctx, sb.String(), args...)
+		switch {
+		case err == nil:
+			fast = true
+			for i, d := range batch {
+				owner[d.Key] = ids[i]
+			}
+		case isDuplicate(err):
+			return nil, errSlowPath
+		default:
+			return nil, fmt.Errorf("accept: record keys: %w", err)
 		}
-		var dk DedupKey
-		copy(dk[:], k)
-		owner[dk] = id
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("accept: read keys: %w", err)
+	if !fast {
+		cutoff := now.Add(-window)
+		// An expired key is taken over by the new dispatch. MySQL evaluates
+		// the assignments left to right, so created_at is tested before it
+		// changes.
+		sb.WriteString(" ON DUPLICATE KEY UPDATE dispatch_id = IF(created_at < ?, VALUES(dispatch_id), dispatch_id)," +
+			" created_at = IF(created_at < ?, VALUES(created_at), created_at)")
+		args = append(args, cutoff, cutoff)
+		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+			return nil, fmt.Errorf("accept: record keys: %w", err)
+		}
+		if err := s.readOwners(ctx, tx, batch, owner); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]AcceptResult, len(batch))
 	var ins [][]any
@@ -262,13 +283,6 @@ func (s *DB) accept(ctx context.Context, batch []NewDispatch, ids []int64, now t
 			nullStr(d.IdempotencyKey), 0, "[]", now, now, now})
 	}
 	if len(ins) > 0 {
-		var contacts []int64
-		for _, r := range ins {
-			contacts = append(contacts, r[2].(int64))
-		}
-		if _, err := s.EnsureContactLocks(ctx, tx, contacts); err != nil {
-			return nil, err
-		}
 		var q strings.Builder
 		q.WriteString("INSERT INTO " + s.T("sidecar_dispatches") + " (id, state, contact_id, message_id, campaign_id, event_id," +
 			" idempotency_key, attempts, trace, run_at, created_at, updated_at) VALUES ")
@@ -288,6 +302,39 @@ func (s *DB) accept(ctx context.Context, batch []NewDispatch, ids []int64, now t
 		return nil, fmt.Errorf("accept: commit: %w", err)
 	}
 	return out, nil
+}
+
+// readOwners reads which dispatch owns each key of batch.
+func (s *DB) readOwners(ctx context.Context, tx *sqlx.Tx, batch []NewDispatch, owner map[DedupKey]int64) error {
+	keyArgs := make([]any, 0, len(batch))
+	for _, d := range batch {
+		keyArgs = append(keyArgs, d.Key[:])
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT dedup_key, dispatch_id FROM "+s.T("sidecar_dispatch_keys")+
+		" WHERE dedup_key IN ("+placeholders(len(keyArgs))+")", keyArgs...)
+	if err != nil {
+		return fmt.Errorf("accept: read keys: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k []byte
+		var id int64
+		if err := rows.Scan(&k, &id); err != nil {
+			return fmt.Errorf("accept: read keys: %w", err)
+		}
+		var dk DedupKey
+		copy(dk[:], k)
+		owner[dk] = id
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("accept: read keys: %w", err)
+	}
+	return nil
+}
+
+func isDuplicate(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1062
 }
 
 // Retryable reports whether err is a deadlock or lock wait timeout, after
@@ -345,98 +392,241 @@ func (s *DB) Claim(ctx context.Context, tx Queryer, now time.Time, limit int) ([
 	return out, nil
 }
 
-// LockContacts takes the lock row of each contact inside tx, skipping
-// contacts another transaction holds, and returns the contacts now held.
-// Holding a contact's row serializes all routing of that contact across
-// workers and replicas until tx ends. Lock rows are normally created at
-// intake; missing ones (a contact queued by Mautic itself) are created here
-// in autocommit mode, never inside tx, so no transaction ever waits on
-// another one's uncommitted lock row.
-func (s *DB) LockContacts(ctx context.Context, tx Queryer, ids []int64) (map[int64]bool, error) {
+// Lease is the token of one batch's claim: it marks the dispatches, the
+// contacts and the queue rows the batch holds, and fences its writes.
+type Lease [16]byte
+
+// NewLease returns a fresh random lease token.
+func NewLease() Lease {
+	var l Lease
+	_, _ = rand.Read(l[:])
+	return l
+}
+
+// ClaimBatch leases up to limit due dispatches for one batch, in one short
+// transaction: it locks due accepted dispatches with FOR UPDATE SKIP LOCKED
+// (oldest first), leases their contacts (a contact leased by another batch
+// is skipped, so all routing of a contact is serialized across workers and
+// replicas), keeps the first dispatch of each contact it got, and marks
+// those with the lease and run_at = now + leaseFor, so that no other worker
+// claims them until the lease ends. The batch then works outside any
+// transaction and writes its outcome with WriteBatch-style fencing (Owned).
+// A worker that dies leaves leases that simply expire.
+func (s *DB) ClaimBatch(ctx context.Context, now time.Time, limit int, leaseFor time.Duration) (Lease, []Dispatch, error) {
+	lease := NewLease()
+	tx, err := s.BeginTx(ctx)
+	if err != nil {
+		return lease, nil, fmt.Errorf("claim: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	claimed, err := s.Claim(ctx, tx, now, limit)
+	if err != nil || len(claimed) == 0 {
+		return lease, nil, err
+	}
+	contacts := make([]int64, 0, len(claimed))
+	for _, d := range claimed {
+		contacts = append(contacts, d.ContactID)
+	}
+	until := now.Add(leaseFor)
+	held, err := s.LeaseContacts(ctx, tx, contacts, lease, until, now)
+	if err != nil {
+		return lease, nil, err
+	}
+	var out []Dispatch
+	var ids []int64
+	taken := map[int64]bool{}
+	for _, d := range claimed {
+		if !held[d.ContactID] || taken[d.ContactID] {
+			continue
+		}
+		taken[d.ContactID] = true
+		d.RunAt = until
+		out = append(out, d)
+		ids = append(ids, d.ID)
+	}
+	if len(ids) > 0 {
+		args := append([]any{lease[:], until}, int64s(ids)...)
+		if _, err := tx.ExecContext(ctx, "UPDATE "+s.T("sidecar_dispatches")+" SET lease_owner = ?, run_at = ? WHERE id IN ("+
+			placeholders(len(ids))+")", args...); err != nil {
+			return lease, nil, fmt.Errorf("claim: lease dispatches: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return lease, nil, fmt.Errorf("claim: commit: %w", err)
+	}
+	return lease, out, nil
+}
+
+// LeaseContacts leases the contacts inside tx for lease until until, where
+// no other lease is active at now, and returns the contacts now held by
+// lease. Lock rows are created as needed; ids are taken in ascending order
+// in one statement, so concurrent claims cannot deadlock.
+func (s *DB) LeaseContacts(ctx context.Context, tx Queryer, ids []int64, lease Lease, until, now time.Time) (map[int64]bool, error) {
 	ids = sortedUnique(ids)
 	held := make(map[int64]bool, len(ids))
 	if len(ids) == 0 {
 		return held, nil
 	}
-	lock := func(list []int64) error {
-		rows, err := tx.QueryContext(ctx, "SELECT contact_id FROM "+s.T("sidecar_contact_locks")+" WHERE contact_id IN ("+
-			placeholders(len(list))+") ORDER BY contact_id FOR UPDATE SKIP LOCKED", int64s(list)...)
-		if err != nil {
-			return err
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO " + s.T("sidecar_contact_locks") + " (contact_id, owner, until) VALUES ")
+	args := make([]any, 0, len(ids)*3+1)
+	for i, id := range ids {
+		if i > 0 {
+			sb.WriteByte(',')
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				return err
-			}
-			held[id] = true
-		}
-		return rows.Err()
+		sb.WriteString("(?,?,?)")
+		args = append(args, id, lease[:], until.UTC())
 	}
-	if err := lock(ids); err != nil {
-		return nil, fmt.Errorf("lock contacts: %w", err)
+	// Left to right: owner changes first, then until follows the owner.
+	sb.WriteString(" ON DUPLICATE KEY UPDATE owner = IF(until IS NULL OR until < ?, VALUES(owner), owner)," +
+		" until = IF(owner = VALUES(owner), VALUES(until), until)")
+	args = append(args, now.UTC())
+	if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+		return nil, fmt.Errorf("lease contacts: %w", err)
 	}
-	var rest []int64
-	for _, id := range ids {
-		if !held[id] {
-			rest = append(rest, id)
-		}
-	}
-	if len(rest) == 0 {
-		return held, nil
-	}
-	created, err := s.EnsureContactLocks(ctx, s.db, rest)
+	rows, err := tx.QueryContext(ctx, "SELECT contact_id FROM "+s.T("sidecar_contact_locks")+" WHERE contact_id IN ("+
+		placeholders(len(ids))+") AND owner = ?", append(int64s(ids), lease[:])...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("lease contacts: %w", err)
 	}
-	if len(created) > 0 {
-		if err := lock(created); err != nil {
-			return nil, fmt.Errorf("lock contacts: %w", err)
-		}
-	}
-	return held, nil
-}
-
-// EnsureContactLocks creates the lock rows missing for ids, through q (the
-// intake's short transaction, or the database in autocommit mode), and
-// returns the ids it found missing. Only missing rows are inserted: an
-// INSERT IGNORE of an existing row would wait for a worker holding it.
-func (s *DB) EnsureContactLocks(ctx context.Context, q Queryer, ids []int64) ([]int64, error) {
-	ids = sortedUnique(ids)
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	exists := map[int64]bool{}
-	rows, err := q.QueryContext(ctx, "SELECT contact_id FROM "+s.T("sidecar_contact_locks")+" WHERE contact_id IN ("+
-		placeholders(len(ids))+")", int64s(ids)...)
-	if err != nil {
-		return nil, fmt.Errorf("contact lock rows: %w", err)
-	}
+	defer rows.Close()
 	for rows.Next() {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("contact lock rows: %w", err)
+			return nil, fmt.Errorf("lease contacts: %w", err)
 		}
-		exists[id] = true
+		held[id] = true
 	}
-	rows.Close()
-	var missing []int64
-	for _, id := range ids {
-		if !exists[id] {
-			missing = append(missing, id)
+	return held, rows.Err()
+}
+
+// ReleaseContacts ends lease on the contacts (those it still holds).
+func (s *DB) ReleaseContacts(ctx context.Context, e Queryer, lease Lease, ids []int64) error {
+	ids = sortedUnique(ids)
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := e.ExecContext(ctx, "UPDATE "+s.T("sidecar_contact_locks")+" SET owner = NULL, until = NULL WHERE contact_id IN ("+
+		placeholders(len(ids))+") AND owner = ?", append(int64s(ids), lease[:])...); err != nil {
+		return fmt.Errorf("release contacts: %w", err)
+	}
+	return nil
+}
+
+// Owned locks, inside tx, the dispatches among ids that lease still holds,
+// and returns them: the fence of a batch's writes. A dispatch whose lease
+// ended and was claimed again is not returned, and its batch must not write
+// it.
+func (s *DB) Owned(ctx context.Context, tx Queryer, lease Lease, ids []int64) (map[int64]bool, error) {
+	ids = sortedUnique(ids)
+	out := make(map[int64]bool, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT id FROM "+s.T("sidecar_dispatches")+" WHERE id IN ("+placeholders(len(ids))+
+		") AND lease_owner = ? ORDER BY id FOR UPDATE", append(int64s(ids), lease[:])...)
+	if err != nil {
+		return nil, fmt.Errorf("owned dispatches: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("owned dispatches: %w", err)
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
+}
+
+// Abandon gives a batch's work back before anything was sent (a load error,
+// a stop): the dispatches are due again at now and the contacts free.
+func (s *DB) Abandon(ctx context.Context, lease Lease, ids, contacts []int64, now time.Time) error {
+	ids = sortedUnique(ids)
+	tx, err := s.BeginTx(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	if len(ids) > 0 {
+		args := append([]any{now.UTC()}, int64s(ids)...)
+		args = append(args, lease[:])
+		if _, err := tx.ExecContext(ctx, "UPDATE "+s.T("sidecar_dispatches")+" SET lease_owner = NULL, run_at = ? WHERE id IN ("+
+			placeholders(len(ids))+") AND lease_owner = ?", args...); err != nil {
+			return fmt.Errorf("abandon: %w", err)
 		}
 	}
-	if len(missing) == 0 {
-		return nil, nil
+	if err := s.ReleaseContacts(ctx, tx, lease, contacts); err != nil {
+		return err
 	}
-	// Ascending ids in one statement: concurrent inserts cannot deadlock.
-	vals := strings.TrimSuffix(strings.Repeat("(?),", len(missing)), ",")
-	if _, err := q.ExecContext(ctx, "INSERT IGNORE INTO "+s.T("sidecar_contact_locks")+" (contact_id) VALUES "+vals, int64s(missing)...); err != nil {
-		return nil, fmt.Errorf("contact lock rows: %w", err)
+	return tx.Commit()
+}
+
+// LeaseQueueRows leases message_queue rows (claimed by the caller with FOR
+// UPDATE SKIP LOCKED in tx) until until.
+func (s *DB) LeaseQueueRows(ctx context.Context, tx Queryer, ids []int64, lease Lease, until time.Time) error {
+	ids = sortedUnique(ids)
+	if len(ids) == 0 {
+		return nil
 	}
-	return missing, nil
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO " + s.T("sidecar_queue_leases") + " (queue_id, owner, until) VALUES ")
+	args := make([]any, 0, len(ids)*3)
+	for i, id := range ids {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString("(?,?,?)")
+		args = append(args, id, lease[:], until.UTC())
+	}
+	sb.WriteString(" ON DUPLICATE KEY UPDATE owner = VALUES(owner), until = VALUES(until)")
+	if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+		return fmt.Errorf("lease queue rows: %w", err)
+	}
+	return nil
+}
+
+// OwnedQueueRows locks the queue leases lease still holds among ids and
+// returns their queue ids (the fence of a queue batch's writes).
+func (s *DB) OwnedQueueRows(ctx context.Context, tx Queryer, lease Lease, ids []int64) (map[int64]bool, error) {
+	ids = sortedUnique(ids)
+	out := make(map[int64]bool, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT queue_id FROM "+s.T("sidecar_queue_leases")+" WHERE queue_id IN ("+
+		placeholders(len(ids))+") AND owner = ? ORDER BY queue_id FOR UPDATE", append(int64s(ids), lease[:])...)
+	if err != nil {
+		return nil, fmt.Errorf("owned queue rows: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("owned queue rows: %w", err)
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
+}
+
+// ReleaseQueueRows deletes lease's leases on the queue rows.
+func (s *DB) ReleaseQueueRows(ctx context.Context, e Queryer, lease Lease, ids []int64) error {
+	ids = sortedUnique(ids)
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := e.ExecContext(ctx, "DELETE FROM "+s.T("sidecar_queue_leases")+" WHERE queue_id IN ("+placeholders(len(ids))+
+		") AND owner = ?", append(int64s(ids), lease[:])...); err != nil {
+		return fmt.Errorf("release queue rows: %w", err)
+	}
+	return nil
+}
+
+// PurgeQueueLeases deletes queue leases that ended before cutoff.
+func (s *DB) PurgeQueueLeases(ctx context.Context, cutoff time.Time) error {
+	_, err := s.db.ExecContext(ctx, "DELETE FROM "+s.T("sidecar_queue_leases")+" WHERE until < ? LIMIT 10000", cutoff.UTC())
+	return err
 }
 
 // Save writes the new state of dispatches held by tx (one statement).
@@ -465,7 +655,7 @@ func (s *DB) Save(ctx context.Context, tx Queryer, list []Dispatch, now time.Tim
 	}
 	sb.WriteString(" ON DUPLICATE KEY UPDATE state = VALUES(state), channel = VALUES(channel), channel_id = VALUES(channel_id)," +
 		" queue_id = VALUES(queue_id), attempts = VALUES(attempts), trace = VALUES(trace), progress = VALUES(progress)," +
-		" run_at = VALUES(run_at), updated_at = VALUES(updated_at)")
+		" run_at = VALUES(run_at), updated_at = VALUES(updated_at), lease_owner = NULL")
 	if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
 		return fmt.Errorf("save dispatches: %w", err)
 	}
@@ -496,6 +686,29 @@ func (s *DB) Recent(ctx context.Context, since time.Time, limit int) ([]Dispatch
 		return nil, fmt.Errorf("recent dispatches: %w", err)
 	}
 	return scanDispatches(rows)
+}
+
+// Latest returns the limit most recently updated dispatches, newest first;
+// only those in state when state is not empty. It reads at most limit rows
+// through the updated_at index (or the state index, as the server prefers).
+func (s *DB) Latest(ctx context.Context, state string, limit int) ([]Dispatch, error) {
+	q := "SELECT " + dispatchCols + " FROM " + s.T("sidecar_dispatches")
+	var args []any
+	if state != "" {
+		q += " WHERE state = ?"
+		args = append(args, state)
+	}
+	q += " ORDER BY updated_at DESC, id DESC LIMIT ?"
+	args = append(args, limit)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("latest dispatches: %w", err)
+	}
+	out, err := scanDispatches(rows)
+	if err != nil {
+		return nil, fmt.Errorf("latest dispatches: %w", err)
+	}
+	return out, nil
 }
 
 // Backlog returns the number of accepted dispatches (not yet routed to an

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -105,45 +106,100 @@ func TestConcurrentAcceptSameKey(t *testing.T) {
 	require.Equal(t, 1, db.Count(t, "sidecar_dispatches", ""))
 }
 
-func TestClaimAndContactLocks(t *testing.T) {
+func TestClaimBatchLeases(t *testing.T) {
 	db := testdb.New(t)
 	ctx := context.Background()
 	s := store.New(db.DB, db.Prefix)
-	now := time.Now().UTC()
+	now := time.Now().UTC().Truncate(time.Millisecond)
 	var batch []store.NewDispatch
 	for c := int64(1); c <= 6; c++ {
 		batch = append(batch, store.NewDispatch{ContactID: c, MessageID: 1, Key: store.KeyFor("", 0, 0, 1, c)})
 	}
-	_, err := s.Accept(ctx, batch, now, time.Hour)
+	for k := 0; k < 2; k++ { // two more dispatches for contact 1
+		batch = append(batch, store.NewDispatch{ContactID: 1, MessageID: 1, IdempotencyKey: fmt.Sprint("extra", k), Key: store.KeyFor(fmt.Sprint("extra", k), 0, 0, 1, 1)})
+	}
+	_, err := s.Accept(ctx, batch, now.Add(-time.Second), time.Hour)
 	require.NoError(t, err)
 
-	tx1, err := s.BeginTx(ctx)
-	require.NoError(t, err)
-	defer tx1.Rollback()
-	a, err := s.Claim(ctx, tx1, now.Add(time.Second), 4)
+	l1, a, err := s.ClaimBatch(ctx, now, 4, 30*time.Second)
 	require.NoError(t, err)
 	require.Len(t, a, 4)
-	tx2, err := s.BeginTx(ctx)
+	contactsOf := func(list []store.Dispatch) []int64 {
+		var out []int64
+		for _, d := range list {
+			out = append(out, d.ContactID)
+		}
+		return out
+	}
+	require.Equal(t, []int64{1, 2, 3, 4}, contactsOf(a))
+	l2, b, err := s.ClaimBatch(ctx, now, 10, 30*time.Second)
 	require.NoError(t, err)
-	defer tx2.Rollback()
-	b, err := s.Claim(ctx, tx2, now.Add(time.Second), 4)
+	require.Equal(t, []int64{5, 6}, contactsOf(b), "leased dispatches and leased contacts are skipped")
+	require.NotEqual(t, l1, l2)
+	_, c, err := s.ClaimBatch(ctx, now, 10, 30*time.Second)
 	require.NoError(t, err)
-	require.Len(t, b, 2, "the rows the first transaction holds are skipped")
+	require.Empty(t, c, "contact 1's other dispatches wait for its lease")
 
-	held1, err := s.LockContacts(ctx, tx1, []int64{1, 2, 3, 1})
+	ids := func(list []store.Dispatch) []int64 {
+		var out []int64
+		for _, d := range list {
+			out = append(out, d.ID)
+		}
+		return out
+	}
+	tx, err := s.BeginTx(ctx)
 	require.NoError(t, err)
-	require.Equal(t, map[int64]bool{1: true, 2: true, 3: true}, held1, "new lock rows are created and held")
-	held2, err := s.LockContacts(ctx, tx2, []int64{2, 3, 5})
+	defer tx.Rollback()
+	owned, err := s.Owned(ctx, tx, l1, append(ids(a), ids(b)...))
 	require.NoError(t, err)
-	require.Equal(t, map[int64]bool{5: true}, held2, "contacts held elsewhere are skipped, not waited for")
-	require.NoError(t, tx1.Rollback())
-	held2, err = s.LockContacts(ctx, tx2, []int64{1, 2})
+	require.Len(t, owned, 4, "the fence: only l1's dispatches")
+	require.NoError(t, tx.Rollback())
+
+	// A batch that gives its work back: due again, contacts free.
+	require.NoError(t, s.Abandon(ctx, l2, ids(b), contactsOf(b), now))
+	_, d, err := s.ClaimBatch(ctx, now, 10, 30*time.Second)
 	require.NoError(t, err)
-	require.Equal(t, map[int64]bool{1: true, 2: true}, held2, "released by the first transaction's end")
+	require.Equal(t, []int64{5, 6}, contactsOf(d))
+
+	// A worker that died: its leases end and another claim takes the work.
+	_, e, err := s.ClaimBatch(ctx, now.Add(31*time.Second), 10, 30*time.Second)
+	require.NoError(t, err)
+	require.Len(t, e, 6, "every contact again, one dispatch each")
+	tx, err = s.BeginTx(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback()
+	owned, err = s.Owned(ctx, tx, l1, ids(a))
+	require.NoError(t, err)
+	// Contacts 2 to 4 had only the dispatch the dead worker held: taken
+	// over, so its late writes are fenced off. Contact 1's new claim took one
+	// of its older dispatches; the dead worker's stays its own, unwritten.
+	require.Equal(t, map[int64]bool{a[0].ID: true}, owned)
+	require.NoError(t, tx.Rollback())
 
 	var plan string
 	require.NoError(t, db.QueryRowx(db.Fmt("EXPLAIN FORMAT=JSON SELECT id FROM {p}sidecar_dispatches WHERE state = 'accepted' AND run_at <= ? ORDER BY run_at, id LIMIT 64"), now).Scan(&plan))
 	require.NotContains(t, plan, "filesort", "the claim follows the (state, run_at) index")
+}
+
+func TestQueueLeases(t *testing.T) {
+	db := testdb.New(t)
+	ctx := context.Background()
+	s := store.New(db.DB, db.Prefix)
+	l := store.NewLease()
+	tx, err := s.BeginTx(ctx)
+	require.NoError(t, err)
+	require.NoError(t, s.LeaseQueueRows(ctx, tx, []int64{3, 1, 2}, l, time.Now().Add(time.Minute)))
+	require.NoError(t, tx.Commit())
+	tx, err = s.BeginTx(ctx)
+	require.NoError(t, err)
+	owned, err := s.OwnedQueueRows(ctx, tx, l, []int64{1, 2, 3, 4})
+	require.NoError(t, err)
+	require.Equal(t, map[int64]bool{1: true, 2: true, 3: true}, owned)
+	require.NoError(t, s.ReleaseQueueRows(ctx, tx, l, []int64{1, 2}))
+	require.NoError(t, tx.Commit())
+	require.Equal(t, 1, db.Count(t, "sidecar_queue_leases", ""))
+	require.NoError(t, s.PurgeQueueLeases(ctx, time.Now().Add(2*time.Minute)))
+	require.Equal(t, 0, db.Count(t, "sidecar_queue_leases", ""))
 }
 
 func TestRetry(t *testing.T) {
@@ -161,4 +217,36 @@ func TestRetry(t *testing.T) {
 	require.Contains(t, string(d.Trace), "email", "the trace is kept")
 	_, err = s.Retry(ctx, 424242, time.Now())
 	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func TestLatest(t *testing.T) {
+	db := testdb.New(t)
+	ctx := context.Background()
+	s := store.New(db.DB, db.Prefix)
+	now := time.Now().UTC()
+	var batch []store.NewDispatch
+	for c := int64(1); c <= 5; c++ {
+		batch = append(batch, store.NewDispatch{ContactID: c, MessageID: 1, Key: store.KeyFor("", 0, 0, 1, c)})
+	}
+	res, err := s.Accept(ctx, batch, now.Add(-time.Hour), time.Hour)
+	require.NoError(t, err)
+	// Contact 2 failed a minute ago, contact 4 was sent just now.
+	db.MustExec(t, "UPDATE {p}sidecar_dispatches SET state = 'failed', updated_at = ? WHERE id = ?", now.Add(-time.Minute), res[1].ID)
+	db.MustExec(t, "UPDATE {p}sidecar_dispatches SET state = 'sent', updated_at = ? WHERE id = ?", now, res[3].ID)
+
+	list, err := s.Latest(ctx, "", 3)
+	require.NoError(t, err)
+	require.Len(t, list, 3)
+	require.Equal(t, []int64{res[3].ID, res[1].ID, res[4].ID}, []int64{list[0].ID, list[1].ID, list[2].ID},
+		"newest update first, then the highest id")
+	require.Equal(t, store.Sent, list[0].State)
+
+	failed, err := s.Latest(ctx, store.Failed, 50)
+	require.NoError(t, err)
+	require.Len(t, failed, 1)
+	require.Equal(t, res[1].ID, failed[0].ID)
+
+	none, err := s.Latest(ctx, store.Queued, 50)
+	require.NoError(t, err)
+	require.Empty(t, none)
 }
