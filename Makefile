@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build test demo vet fmt
+.PHONY: build test demo vet fmt bench bench-full
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sidecar
@@ -14,8 +14,31 @@ build:
 test:
 	scripts/with-mariadb.sh scripts/test.sh
 
+# The embedded default: a throwaway database, seeded contacts, the real
+# server with stand-in providers; serves until Ctrl-C. DEMO_ARGS=--once exits
+# after the report.
+DEMO_ARGS ?=
+
+demo: build
+	scripts/demo.sh $(DEMO_ARGS)
+
 vet:
 	$(GO) vet ./...
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')
+
+# Load test (issue #6, cmd/loadgen): a throwaway database `sidecar_bench`
+# with a generated dataset, bin/sidecar against loopback providers, and a
+# table of value, floor, ratio and target per figure. A few minutes on a
+# 2-core machine; bench-full uses 100,000 contacts. Extra loadgen flags go in
+# BENCH_FLAGS, e.g. make bench BENCH_FLAGS="--workers 32 --json bench.json".
+BENCH_FLAGS ?=
+
+bench: build
+	$(GO) build -o bin/loadgen ./cmd/loadgen
+	scripts/with-mariadb.sh bin/loadgen --contacts 20000 --intake 20000 --queue-rows 20000 --memory-backlog 100000 $(BENCH_FLAGS)
+
+bench-full: build
+	$(GO) build -o bin/loadgen ./cmd/loadgen
+	scripts/with-mariadb.sh bin/loadgen --contacts 100000 --intake 100000 --queue-rows 100000 --memory-backlog 100000 $(BENCH_FLAGS)
