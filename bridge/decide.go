@@ -1,9 +1,9 @@
 package bridge
 
 import (
-	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/mautic-mm/sidecar/mautic"
@@ -50,27 +50,32 @@ type TraceEntry struct {
 // marketing message, loaded beforehand. Decide does no I/O.
 type Facts struct {
 	Now time.Time
-	// Channels are the message's enabled message_channels rows, ORDER BY id.
-	Channels []mautic.MessageChannel
-	// HasSender tells which channels have a configured sender.
-	HasSender map[string]bool
+	// Channels are the message's enabled message_channels rows, ORDER BY id,
+	// each with what is known about it for this contact.
+	Channels []ChannelFacts
 	// Rules are the contact's lead_frequencyrules rows, ORDER BY id.
 	Rules []mautic.FrequencyRule
 	// DNC are the contact's lead_donotcontact rows.
 	DNC []mautic.DNC
-	// Content tells, per channel, whether the content row exists and is
-	// published (its detail explains a "no").
-	Content map[string]ContentState
-	// Address tells, per channel, whether the contact can be reached there.
-	Address map[string]bool
-	// Frequency is the contact's frequency state per channel.
-	Frequency map[string]mautic.FrequencyStatus
+}
+
+// ChannelFacts is one message channel and the contact's state on it.
+type ChannelFacts struct {
+	mautic.MessageChannel
+	// HasSender tells whether the channel has a configured sender.
+	HasSender bool
+	// Content tells whether the content row exists and is published.
+	Content ContentState
+	// Address tells whether the contact can be reached on the channel.
+	Address bool
+	// Frequency is the contact's frequency state on the channel.
+	Frequency mautic.FrequencyStatus
 }
 
 // ContentState is the state of a channel's content row.
 type ContentState struct {
 	OK     bool
-	Detail string // why not, e.g. "email 4 is unpublished"
+	Detail string // why not, e.g. "email content 4 is not published"
 }
 
 // Step is one candidate channel in routing order and whether it may be
@@ -80,16 +85,38 @@ type Step struct {
 	ChannelID int64
 	// Skip is the first reason that applies, ReasonNone when the channel
 	// may be tried.
-	Skip   Reason
-	Detail string
+	Skip Reason
 	// Paused, PauseTo, Frequency: what item 6 needs to queue on this channel.
 	Paused    bool
 	PauseTo   time.Time
 	Frequency mautic.FrequencyStatus
+	// What the detail text is made of (rendered only for traces).
+	dnc            mautic.DNCReason
+	contentProblem string
 }
 
 // Eligible reports whether the channel may be tried.
 func (s Step) Eligible() bool { return s.Skip == ReasonNone }
+
+// Detail explains the skip in words, for the trace.
+func (s Step) Detail() string {
+	switch s.Skip {
+	case ReasonDNC:
+		return "do not contact: reason " + strconv.Itoa(int(s.dnc)) + " (" + s.dnc.String() + ")"
+	case ReasonNoContent:
+		if s.contentProblem != "" {
+			return s.contentProblem
+		}
+		return s.Channel + " content " + strconv.FormatInt(s.ChannelID, 10) + " is missing"
+	case ReasonNoAddress:
+		return noAddressDetail(s.Channel)
+	case ReasonPaused:
+		return "paused until " + s.PauseTo.UTC().Format("2006-01-02 15:04:05") + " UTC"
+	case ReasonFrequency:
+		return FrequencyDetail(s.Frequency)
+	}
+	return ""
+}
 
 // LiftsAt returns when a paused or frequency-blocked channel may be used
 // again (DESIGN.md 6 item 6): pause_to_date + 1 second; the frequency lift
@@ -121,74 +148,170 @@ type Plan struct {
 	Steps    []Step
 }
 
-// Decide computes the routing plan (DESIGN.md section 6 items 1 to 4).
+// maxChannels bounds the small fixed-size work arrays of Decide; a message
+// with more channels (never seen in practice) takes the slower path.
+const maxChannels = 16
+
+// Decide computes the routing plan (DESIGN.md section 6 items 1 to 4). It is
+// the hot path of routing: no maps, no formatting, one allocation.
 func Decide(f Facts) Plan {
 	var p Plan
-	var cands []mautic.MessageChannel
-	for _, c := range f.Channels {
+	if len(f.Channels) > maxChannels {
+		return decideSlow(f)
+	}
+	// Candidates (item 1) and the contact's rule for each (highest id wins).
+	var cand [maxChannels]int
+	var rule [maxChannels]int // index in f.Rules, -1 for none
+	nc := 0
+	for i := range f.Channels {
+		c := &f.Channels[i]
 		switch {
 		case c.ChannelID <= 0:
 			p.Excluded = append(p.Excluded, TraceEntry{Channel: c.Channel, Decision: DecisionSkipped, Reason: ReasonNoContent,
 				Detail: "no content chosen for " + c.Channel + " in the message"})
-		case !f.HasSender[c.Channel]:
+		case !c.HasSender:
 			p.Excluded = append(p.Excluded, TraceEntry{Channel: c.Channel, Decision: DecisionSkipped, Reason: ReasonNoSender,
 				Detail: "no sender is configured for " + c.Channel})
 		default:
-			cands = append(cands, c)
+			r := -1
+			for k := range f.Rules {
+				if f.Rules[k].Channel == c.Channel && (r < 0 || f.Rules[k].ID >= f.Rules[r].ID) {
+					r = k
+				}
+			}
+			cand[nc], rule[nc] = i, r
+			nc++
+		}
+	}
+	// Order (item 2): ruled candidates sorted, then the others in message
+	// order. Insertion sort: a handful of elements.
+	var order [maxChannels]int // positions in cand
+	n := 0
+	for k := 0; k < nc; k++ {
+		if rule[k] < 0 {
+			continue
+		}
+		j := n
+		for j > 0 && ruleBefore(&f.Rules[rule[k]], &f.Rules[rule[order[j-1]]]) {
+			order[j] = order[j-1]
+			j--
+		}
+		order[j] = k
+		n++
+	}
+	for k := 0; k < nc; k++ {
+		if rule[k] < 0 {
+			order[n] = k
+			n++
+		}
+	}
+	// Skips (items 3 and 4).
+	p.Steps = make([]Step, n)
+	for o := 0; o < n; o++ {
+		k := order[o]
+		c := &f.Channels[cand[k]]
+		s := &p.Steps[o]
+		s.Channel, s.ChannelID, s.Frequency = c.Channel, c.ChannelID, c.Frequency
+		if r := rule[k]; r >= 0 && f.Rules[r].PausedAt(f.Now) {
+			s.Paused, s.PauseTo = true, *f.Rules[r].PauseTo
+		}
+		dnc := -1
+		for d := range f.DNC {
+			if f.DNC[d].Channel == c.Channel {
+				dnc = d
+				break
+			}
+		}
+		switch {
+		case dnc >= 0:
+			s.Skip, s.dnc = ReasonDNC, f.DNC[dnc].Reason
+		case !c.Content.OK:
+			s.Skip, s.contentProblem = ReasonNoContent, c.Content.Detail
+		case !c.Address:
+			s.Skip = ReasonNoAddress
+		case s.Paused:
+			s.Skip = ReasonPaused
+		case s.Frequency.Reached:
+			s.Skip = ReasonFrequency
+		}
+	}
+	return p
+}
+
+// ruleBefore is the order of DESIGN.md 6 item 2 between two rules:
+// preferred first, then larger monthly allowance (DAY×30, WEEK×4, MONTH×1;
+// a rule without both number and time is unlimited), then rule id.
+func ruleBefore(a, b *mautic.FrequencyRule) bool {
+	if a.Preferred != b.Preferred {
+		return a.Preferred
+	}
+	if aa, ba := allowance(*a), allowance(*b); aa != ba {
+		return aa > ba
+	}
+	return a.ID < b.ID
+}
+
+// decideSlow is Decide for messages with very many channels.
+func decideSlow(f Facts) Plan {
+	var p Plan
+	var cands []mautic.MessageChannel
+	byChannel := map[string]*ChannelFacts{}
+	for i := range f.Channels {
+		c := &f.Channels[i]
+		byChannel[c.Channel] = c
+		switch {
+		case c.ChannelID <= 0:
+			p.Excluded = append(p.Excluded, TraceEntry{Channel: c.Channel, Decision: DecisionSkipped, Reason: ReasonNoContent,
+				Detail: "no content chosen for " + c.Channel + " in the message"})
+		case !c.HasSender:
+			p.Excluded = append(p.Excluded, TraceEntry{Channel: c.Channel, Decision: DecisionSkipped, Reason: ReasonNoSender,
+				Detail: "no sender is configured for " + c.Channel})
+		default:
+			cands = append(cands, c.MessageChannel)
 		}
 	}
 	rules := map[string]mautic.FrequencyRule{}
 	for _, r := range mautic.EffectiveRules(f.Rules) {
 		rules[r.Channel] = r
 	}
-	dnc := map[string]mautic.DNC{}
-	for _, d := range f.DNC {
-		if _, ok := dnc[d.Channel]; !ok {
-			dnc[d.Channel] = d
-		}
-	}
-	for _, c := range Order(cands, f.Rules) {
-		s := Step{Channel: c.Channel, ChannelID: c.ChannelID, Frequency: f.Frequency[c.Channel]}
-		r, hasRule := rules[c.Channel]
-		if hasRule && r.PausedAt(f.Now) {
+	for _, mc := range Order(cands, f.Rules) {
+		c := byChannel[mc.Channel]
+		s := Step{Channel: c.Channel, ChannelID: c.ChannelID, Frequency: c.Frequency}
+		if r, ok := rules[c.Channel]; ok && r.PausedAt(f.Now) {
 			s.Paused, s.PauseTo = true, *r.PauseTo
 		}
-		switch {
-		case dncOf(dnc, c.Channel, &s):
-		case !f.Content[c.Channel].OK:
-			s.Skip, s.Detail = ReasonNoContent, f.Content[c.Channel].Detail
-			if s.Detail == "" {
-				s.Detail = fmt.Sprintf("%s %d is missing", c.Channel, c.ChannelID)
+		dnc := -1
+		for d := range f.DNC {
+			if f.DNC[d].Channel == c.Channel {
+				dnc = d
+				break
 			}
-		case !f.Address[c.Channel]:
-			s.Skip, s.Detail = ReasonNoAddress, noAddressDetail(c.Channel)
+		}
+		switch {
+		case dnc >= 0:
+			s.Skip, s.dnc = ReasonDNC, f.DNC[dnc].Reason
+		case !c.Content.OK:
+			s.Skip, s.contentProblem = ReasonNoContent, c.Content.Detail
+		case !c.Address:
+			s.Skip = ReasonNoAddress
 		case s.Paused:
-			s.Skip, s.Detail = ReasonPaused, "paused until "+s.PauseTo.UTC().Format("2006-01-02 15:04:05")+" UTC"
+			s.Skip = ReasonPaused
 		case s.Frequency.Reached:
-			s.Skip, s.Detail = ReasonFrequency, FrequencyDetail(s.Frequency)
+			s.Skip = ReasonFrequency
 		}
 		p.Steps = append(p.Steps, s)
 	}
 	return p
 }
 
-func dncOf(dnc map[string]mautic.DNC, channel string, s *Step) bool {
-	d, ok := dnc[channel]
-	if !ok {
-		return false
-	}
-	s.Skip, s.Detail = ReasonDNC, fmt.Sprintf("do not contact: reason %d (%s)", int(d.Reason), d.Reason)
-	return true
-}
-
 // FrequencyDetail explains a frequency decision: "1 of 1 per DAY".
 func FrequencyDetail(st mautic.FrequencyStatus) string {
-	d := fmt.Sprintf("%d of %d per %s", st.Count, st.Limit.Number, st.Limit.Unit)
+	if st.Limit.Number <= 0 {
+		return "limit of 0 per " + string(st.Limit.Unit) + ": never sent on this channel"
+	}
+	d := strconv.Itoa(st.Count) + " of " + strconv.Itoa(st.Limit.Number) + " per " + string(st.Limit.Unit)
 	if st.Source == mautic.SourceDefault {
 		d += " (global default)"
-	}
-	if st.Limit.Number <= 0 {
-		d = fmt.Sprintf("limit of 0 per %s: never sent on this channel", st.Limit.Unit)
 	}
 	return d
 }
@@ -225,16 +348,7 @@ func Order(cands []mautic.MessageChannel, rules []mautic.FrequencyRule) []mautic
 			ruled = append(ruled, r)
 		}
 	}
-	sort.SliceStable(ruled, func(i, j int) bool {
-		a, b := ruled[i], ruled[j]
-		if a.Preferred != b.Preferred {
-			return a.Preferred
-		}
-		if aa, ba := allowance(a), allowance(b); aa != ba {
-			return aa > ba
-		}
-		return a.ID < b.ID
-	})
+	sort.SliceStable(ruled, func(i, j int) bool { return ruleBefore(&ruled[i], &ruled[j]) })
 	out := make([]mautic.MessageChannel, 0, len(cands))
 	used := map[string]bool{}
 	for _, r := range ruled {
@@ -300,5 +414,5 @@ func Preview(p Plan) ([]TraceEntry, RouteDecision) {
 }
 
 func (s Step) skipEntry() TraceEntry {
-	return TraceEntry{Channel: s.Channel, Decision: DecisionSkipped, Reason: s.Skip, Detail: s.Detail}
+	return TraceEntry{Channel: s.Channel, Decision: DecisionSkipped, Reason: s.Skip, Detail: s.Detail()}
 }

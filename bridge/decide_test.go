@@ -14,15 +14,22 @@ var now0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 // facts builds routing facts where every channel is sendable unless a test
 // changes it.
 func facts(chans ...string) Facts {
-	f := Facts{Now: now0, HasSender: map[string]bool{}, Content: map[string]ContentState{}, Address: map[string]bool{},
-		Frequency: map[string]mautic.FrequencyStatus{}}
+	f := Facts{Now: now0}
 	for i, c := range chans {
-		f.Channels = append(f.Channels, mautic.MessageChannel{ID: int64(i + 1), Channel: c, ChannelID: int64(10 + i)})
-		f.HasSender[c] = true
-		f.Content[c] = ContentState{OK: true}
-		f.Address[c] = true
+		f.Channels = append(f.Channels, ChannelFacts{MessageChannel: mautic.MessageChannel{ID: int64(i + 1), Channel: c, ChannelID: int64(10 + i)},
+			HasSender: true, Content: ContentState{OK: true}, Address: true})
 	}
 	return f
+}
+
+// ch returns the facts of channel name.
+func (f *Facts) ch(name string) *ChannelFacts {
+	for i := range f.Channels {
+		if f.Channels[i].Channel == name {
+			return &f.Channels[i]
+		}
+	}
+	panic("no channel " + name)
 }
 
 var ruleID int64
@@ -176,7 +183,7 @@ func TestDecideSkipReasons(t *testing.T) {
 	t.Run("excluded rows are traced, never tried", func(t *testing.T) {
 		f := facts("email", "sms", "tweet")
 		f.Channels[1].ChannelID = 0
-		f.HasSender["tweet"] = false
+		f.ch("tweet").HasSender = false
 		p := Decide(f)
 		require.Equal(t, []string{"email"}, order(p))
 		require.Equal(t, []TraceEntry{
@@ -187,29 +194,29 @@ func TestDecideSkipReasons(t *testing.T) {
 	t.Run("first reason wins: dnc, no_content, no_address, paused, frequency", func(t *testing.T) {
 		f := facts("email")
 		f.DNC = []mautic.DNC{dnc("email", 2)}
-		f.Content["email"] = ContentState{Detail: "email content 10 is not published"}
-		f.Address["email"] = false
+		f.ch("email").Content = ContentState{Detail: "email content 10 is not published"}
+		f.ch("email").Address = false
 		f.Rules = []mautic.FrequencyRule{paused("email", false, now0.Add(-time.Hour), now0.Add(time.Hour))}
-		f.Frequency["email"] = full
+		f.ch("email").Frequency = full
 		steps := []Reason{ReasonDNC, ReasonNoContent, ReasonNoAddress, ReasonPaused, ReasonFrequency, ReasonNone}
 		for _, want := range steps {
 			p := Decide(f)
 			require.Equal(t, want, p.Steps[0].Skip)
 			switch want {
 			case ReasonDNC:
-				require.Equal(t, "do not contact: reason 2 (bounced)", p.Steps[0].Detail)
+				require.Equal(t, "do not contact: reason 2 (bounced)", p.Steps[0].Detail())
 				f.DNC = nil
 			case ReasonNoContent:
-				require.Equal(t, "email content 10 is not published", p.Steps[0].Detail)
-				f.Content["email"] = ContentState{OK: true}
+				require.Equal(t, "email content 10 is not published", p.Steps[0].Detail())
+				f.ch("email").Content = ContentState{OK: true}
 			case ReasonNoAddress:
-				require.Equal(t, "the contact has no email address", p.Steps[0].Detail)
-				f.Address["email"] = true
+				require.Equal(t, "the contact has no email address", p.Steps[0].Detail())
+				f.ch("email").Address = true
 			case ReasonPaused:
 				f.Rules = nil
 			case ReasonFrequency:
-				require.Equal(t, "1 of 1 per DAY", p.Steps[0].Detail)
-				f.Frequency["email"] = mautic.FrequencyStatus{}
+				require.Equal(t, "1 of 1 per DAY", p.Steps[0].Detail())
+				f.ch("email").Frequency = mautic.FrequencyStatus{}
 			}
 		}
 	})
@@ -227,8 +234,8 @@ func TestDecideSkipReasons(t *testing.T) {
 	})
 	t.Run("default limit detail", func(t *testing.T) {
 		f := facts("email")
-		f.Frequency["email"] = mautic.FrequencyStatus{Source: mautic.SourceDefault, Limit: mautic.Limit{Number: 3, Unit: mautic.Week}, Count: 4, Reached: true}
-		require.Equal(t, "4 of 3 per WEEK (global default)", Decide(f).Steps[0].Detail)
+		f.ch("email").Frequency = mautic.FrequencyStatus{Source: mautic.SourceDefault, Limit: mautic.Limit{Number: 3, Unit: mautic.Week}, Count: 4, Reached: true}
+		require.Equal(t, "4 of 3 per WEEK (global default)", Decide(f).Steps[0].Detail())
 	})
 }
 
@@ -272,14 +279,14 @@ func TestPreview(t *testing.T) {
 	require.Equal(t, []TraceEntry{{Channel: "email", Decision: DecisionSkipped, Reason: ReasonDNC, Detail: "do not contact: reason 1 (unsubscribed)"},
 		{Channel: "sms", Decision: DecisionSent}}, trace)
 
-	f.Frequency["sms"] = mautic.FrequencyStatus{Source: mautic.SourceRule, Limit: mautic.Limit{Number: 1, Unit: mautic.Day}, Count: 1,
+	f.ch("sms").Frequency = mautic.FrequencyStatus{Source: mautic.SourceRule, Limit: mautic.Limit{Number: 1, Unit: mautic.Day}, Count: 1,
 		Reached: true, LiftsAt: now0.Add(time.Hour)}
 	trace, d = Preview(Decide(f))
 	require.Equal(t, "queued", d.State)
 	require.Equal(t, now0.Add(time.Hour), d.Scheduled)
 	require.Equal(t, DecisionQueued, trace[len(trace)-1].Decision)
 
-	f.Address["sms"] = false
+	f.ch("sms").Address = false
 	_, d = Preview(Decide(f))
 	require.Equal(t, RouteDecision{State: "failed"}, d)
 }
@@ -300,7 +307,7 @@ func BenchmarkDecide(b *testing.B) {
 	f := facts("email", "sms", "notification", "mobile_notification", "tweet")
 	f.Rules = []mautic.FrequencyRule{rule("email", true, 2, mautic.Day), rule("sms", false, 5, mautic.Week), rule("tweet", false, 0, "")}
 	f.DNC = []mautic.DNC{dnc("mobile_notification", 1)}
-	f.Frequency["email"] = mautic.FrequencyStatus{Source: mautic.SourceRule, Limit: mautic.Limit{Number: 2, Unit: mautic.Day}, Count: 2, Reached: true, LiftsAt: now0}
+	f.ch("email").Frequency = mautic.FrequencyStatus{Source: mautic.SourceRule, Limit: mautic.Limit{Number: 2, Unit: mautic.Day}, Count: 2, Reached: true, LiftsAt: now0}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -132,54 +132,48 @@ func (l *loader) load(ctx context.Context, q mautic.Querier, wants []want, now t
 
 // facts builds the routing facts of one contact for one message.
 func (l *loader) facts(b *batchData, contactID int64, msg mautic.Message) Facts {
-	f := Facts{
-		Now:       b.now,
-		Channels:  msg.Channels,
-		HasSender: map[string]bool{},
-		Rules:     b.rules[contactID],
-		DNC:       b.dnc[contactID],
-		Content:   map[string]ContentState{},
-		Address:   map[string]bool{},
-		Frequency: map[string]mautic.FrequencyStatus{},
-	}
 	c := b.contacts[contactID]
-	for _, mc := range msg.Channels {
-		f.HasSender[mc.Channel] = l.senders.Has(channels.Name(mc.Channel))
-		f.Content[mc.Channel] = b.contentState(mc.Channel, mc.ChannelID)
-		f.Address[mc.Channel] = b.hasAddress(c, mc.Channel)
-		f.Frequency[mc.Channel] = b.frequency[mc.Channel][contactID]
+	f := Facts{Now: b.now, Rules: b.rules[contactID], DNC: b.dnc[contactID], Channels: make([]ChannelFacts, len(msg.Channels))}
+	for i, mc := range msg.Channels {
+		f.Channels[i] = ChannelFacts{
+			MessageChannel: mc,
+			HasSender:      l.senders.Has(channels.Name(mc.Channel)),
+			Content:        b.contentState(mc.Channel, mc.ChannelID),
+			Address:        b.hasAddress(c, mc.Channel),
+			Frequency:      b.frequency[mc.Channel][contactID],
+		}
 	}
 	return f
 }
 
 // contentState applies each channel's "published" rule.
 func (b *batchData) contentState(channel string, id int64) ContentState {
-	missing := ContentState{Detail: fmt.Sprintf("%s content %d does not exist", channel, id)}
-	unpublished := ContentState{Detail: fmt.Sprintf("%s content %d is not published", channel, id)}
+	missing := func() ContentState { return ContentState{Detail: fmt.Sprintf("%s content %d does not exist", channel, id)} }
+	unpublished := func() ContentState { return ContentState{Detail: fmt.Sprintf("%s content %d is not published", channel, id)} }
 	switch channel {
 	case "email":
 		e, ok := b.emails[id]
 		if !ok {
-			return missing
+			return missing()
 		}
 		if !e.PublishedAt(b.now) {
-			return unpublished
+			return unpublished()
 		}
 	case "sms":
 		s, ok := b.sms[id]
 		if !ok {
-			return missing
+			return missing()
 		}
 		if !s.PublishedAt(b.now) {
-			return unpublished
+			return unpublished()
 		}
 	case "notification", "mobile_notification":
 		p, ok := b.push[id]
 		if !ok {
-			return missing
+			return missing()
 		}
 		if !p.IsPublished {
-			return unpublished
+			return unpublished()
 		}
 		if p.Mobile != (channel == "mobile_notification") {
 			kind := "a web"
@@ -191,10 +185,10 @@ func (b *batchData) contentState(channel string, id int64) ContentState {
 	case "tweet":
 		t, ok := b.tweets[id]
 		if !ok {
-			return missing
+			return missing()
 		}
 		if !t.IsPublished {
-			return unpublished
+			return unpublished()
 		}
 	}
 	// Custom channels: the content is message_channels.properties itself.
