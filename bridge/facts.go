@@ -148,8 +148,12 @@ func (l *loader) facts(b *batchData, contactID int64, msg mautic.Message) Facts 
 
 // contentState applies each channel's "published" rule.
 func (b *batchData) contentState(channel string, id int64) ContentState {
-	missing := func() ContentState { return ContentState{Detail: fmt.Sprintf("%s content %d does not exist", channel, id)} }
-	unpublished := func() ContentState { return ContentState{Detail: fmt.Sprintf("%s content %d is not published", channel, id)} }
+	missing := func() ContentState {
+		return ContentState{Detail: fmt.Sprintf("%s content %d does not exist", channel, id)}
+	}
+	unpublished := func() ContentState {
+		return ContentState{Detail: fmt.Sprintf("%s content %d is not published", channel, id)}
+	}
 	switch channel {
 	case "email":
 		e, ok := b.emails[id]
