@@ -141,7 +141,7 @@ func (a *App) Stop(timeout time.Duration) {
 	select {
 	case <-done:
 	case <-time.After(time.Until(deadline)):
-		a.log.Warn("shutdown deadline reached: rolling back in-flight batches (their dispatches stay accepted)")
+		a.log.Warn("shutdown deadline reached: cancelling in-flight sends; each is recorded as a transient try and retried later")
 		a.pipeline.Abort()
 		a.queue.Abort()
 		<-done
@@ -222,5 +222,5 @@ func (a *App) Ready(ctx context.Context) error {
 type errSchemaNotCurrent struct{ st migrations.Status }
 
 func (e errSchemaNotCurrent) Error() string {
-	return "the sidecar schema is at " + e.st.String() + ": run `sidecar migrate up`"
+	return "the sidecar schema is at " + e.st.String() + ": " + e.st.Advice()
 }

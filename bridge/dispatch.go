@@ -233,7 +233,7 @@ func (p *Pipeline) RunOnce(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	if p.metrics != nil {
-		p.metrics.ClaimLag.Set(now.Sub(claimed[0].RunAt.Add(-p.opts.Lease)).Seconds())
+		p.metrics.ClaimLag.Set(max(now.Sub(claimed[0].RunAt), 0).Seconds())
 	}
 	jobs := make([]*job, 0, len(claimed))
 	wants := make([]want, 0, len(claimed))
@@ -386,8 +386,12 @@ func (p *Pipeline) attempt(ctx context.Context, b *batchData, j *job, s Step, no
 	start := time.Now()
 	receipt, err := sender.Send(sctx, msg)
 	cancel()
-	j.d.Attempts++
-	p.observeSend(s.Channel, err, time.Since(start))
+	if !errors.Is(err, channels.ErrNotSent) {
+		// attempts counts provider calls (DESIGN.md 6.6): not a send an
+		// open breaker or the rate limit refused.
+		j.d.Attempts++
+		p.observeSend(s.Channel, err, time.Since(start))
+	}
 	if err == nil {
 		if receipt.SentAt.IsZero() {
 			receipt.SentAt = now

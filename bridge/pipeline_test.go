@@ -298,3 +298,24 @@ func TestNoDuplicateSendsUnderContention(t *testing.T) {
 	require.Equal(t, int(emails.Load()), h.db.Count(t, "email_stats", ""))
 	require.Equal(t, int(texts.Load()), h.db.Count(t, "sms_message_stats", ""))
 }
+
+// TestRefusedBeforeTheProviderIsNoAttempt: a send an open breaker refuses
+// is a transient try in the trace, but not a provider call in attempts.
+func TestRefusedBeforeTheProviderIsNoAttempt(t *testing.T) {
+	reg := channels.NewRegistry()
+	require.NoError(t, reg.Add("email", channels.SenderFunc(func(ctx context.Context, m channels.Message) (channels.Receipt, error) {
+		return channels.Receipt{}, channels.Transient(channels.NotSent(fmt.Errorf("breaker open")), 0)
+	})))
+	ok := channelstest.NewRecorder()
+	require.NoError(t, reg.Add("sms", ok))
+	h := newHarnessWith(t, reg)
+	h.start()
+	c := h.content()
+	msg := h.message(seed.Channel{Channel: "email", ChannelID: c.email}, seed.Channel{Channel: "sms", ChannelID: c.sms})
+	id := h.contact(seed.Contact{Email: "a@example.test", Mobile: "+14155550199"})
+	d := h.wait(h.dispatch(id, msg))
+	require.Equal(t, "sms", *d.Channel)
+	require.Equal(t, []string{"email:failed_transient:provider_transient", "email:failed_transient:provider_transient",
+		"email:failed_transient:provider_transient_exhausted", "sms:sent"}, traceOf(d))
+	require.Equal(t, 1, d.Attempts, "only the SMS was a provider call")
+}

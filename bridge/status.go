@@ -202,8 +202,12 @@ func (p *statusPage) logout(c *gin.Context) {
 
 // setSession sets the session cookie to tok, or clears it when tok is empty.
 func (p *statusPage) setSession(c *gin.Context, tok string) {
+	// Secure when the browser talks HTTPS: directly, through a TLS proxy
+	// (X-Forwarded-Proto), or per SIDECAR_PUBLIC_URL.
+	secure := c.Request.TLS != nil || strings.EqualFold(c.GetHeader("X-Forwarded-Proto"), "https") ||
+		strings.HasPrefix(strings.ToLower(p.app.cfg.PublicURL), "https://")
 	ck := &http.Cookie{Name: sessionCookie, Value: tok, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
-		Secure: c.Request.TLS != nil}
+		Secure: secure}
 	if tok == "" {
 		ck.MaxAge = -1
 	}

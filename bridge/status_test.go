@@ -436,3 +436,14 @@ func TestStatusSummarize(t *testing.T) {
 	require.Equal(t, "abc…", shorten("abcdef", 3))
 	require.Equal(t, "abc", shorten("abc", 3))
 }
+
+func TestSessionCookieSecureBehindTLSProxy(t *testing.T) {
+	h := newHarness(t)
+	req := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader("token="+testToken))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Forwarded-Proto", "https")
+	rec := httptest.NewRecorder()
+	h.app.Handler().ServeHTTP(rec, req)
+	require.Equal(t, http.StatusSeeOther, rec.Code)
+	require.Contains(t, rec.Header().Get("Set-Cookie"), "Secure")
+}

@@ -191,6 +191,20 @@ var (
 	ErrTransient   = errors.New("transient failure")
 )
 
+// ErrNotSent marks an error raised before the provider was called (an open
+// circuit breaker, a rate-limit wait that would outlast the deadline): the
+// dispatcher does not count it as a provider call.
+var ErrNotSent = errors.New("provider not called")
+
+// NotSent marks err as raised before any provider call.
+func NotSent(err error) error { return notSent{err} }
+
+type notSent struct{ error }
+
+func (n notSent) Unwrap() error { return n.error }
+
+func (n notSent) Is(target error) bool { return target == ErrNotSent }
+
 // Error is a classified send error.
 type Error struct {
 	Kind Kind

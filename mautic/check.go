@@ -35,6 +35,7 @@ var RequiredColumns = map[string][]string{
 	"push_notification_stats":     pushStatCols,
 	"push_ids":                    {"id", "push_id", "lead_id", "enabled", "mobile"},
 	"plugin_integration_settings": {"id", "name", "is_published", "supported_features", "api_keys", "feature_settings"},
+	"campaign_events":             {"id"},
 }
 
 // OptionalTables are plugin tables: when missing, only their channel is

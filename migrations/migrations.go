@@ -58,8 +58,16 @@ func Latest() uint {
 // Status is the state of the sidecar's schema in a database.
 type Status struct {
 	Version uint // 0: nothing applied
-	Dirty   bool // a migration failed half-way; see README "Upgrades"
+	Dirty   bool // a migration failed half-way; see docs/operator-guide.md, "A dirty migration"
 	Latest  uint
+}
+
+// Advice says what to do about a schema that is not current.
+func (s Status) Advice() string {
+	if s.Dirty {
+		return "the last migration failed half-way: see docs/operator-guide.md, \"A dirty migration\""
+	}
+	return "run `sidecar migrate up`"
 }
 
 // Current reports whether the schema is at the latest version and clean.

@@ -2,10 +2,13 @@
 // table prefix): dispatches, their duplicate keys, the id sequence and the
 // per-contact lock rows. The schema is in migrations/.
 //
-// Claims use FOR UPDATE SKIP LOCKED inside the caller's READ COMMITTED
-// transaction: a claimed dispatch stays locked until that transaction ends,
-// so a worker that dies (its connection closes) or overruns its deadline
-// (database/sql rolls back) releases its work at once.
+// A batch of work is claimed in one short transaction (FOR UPDATE SKIP
+// LOCKED, then a lease: a random token and an end time written on the
+// dispatches, their contacts and the queue rows), processed outside any
+// transaction, and written in a transaction fenced by the lease (Owned).
+// A worker that dies leaves leases that expire; its late writes are
+// fenced off. Deadlocks in the write transaction are simply retried: the
+// lease keeps the work from other workers meanwhile.
 package store
 
 import (
@@ -440,8 +443,7 @@ func (s *DB) ClaimBatch(ctx context.Context, now time.Time, limit int, leaseFor 
 			continue
 		}
 		taken[d.ContactID] = true
-		d.RunAt = until
-		out = append(out, d)
+		out = append(out, d) // RunAt stays the due time: the claim lag is measured from it
 		ids = append(ids, d.ID)
 	}
 	if len(ids) > 0 {

@@ -148,11 +148,13 @@ func (c Config) resolve() (resolved, error) {
 	if r.server, err = parseServer(c.URL); err != nil {
 		return r, fmt.Errorf("smtp url: %w", err)
 	}
-	if strings.TrimSpace(c.From) == "" {
-		return r, errors.New("from: required")
-	}
-	if r.from, err = parseAddress(c.From); err != nil {
-		return r, fmt.Errorf("from: %w", err)
+	// From is the default sender: optional, since most emails rows carry
+	// their own from_address; an email without one then fails (Permanent).
+	r.from = &mail.Address{}
+	if strings.TrimSpace(c.From) != "" {
+		if r.from, err = parseAddress(c.From); err != nil {
+			return r, fmt.Errorf("from: %w", err)
+		}
 	}
 	if c.SiteURL != "" {
 		if r.siteBase, r.siteHost, err = siteBase(c.SiteURL); err != nil {

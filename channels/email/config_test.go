@@ -27,7 +27,6 @@ func TestConfigValidate(t *testing.T) {
 		{name: "path", mutate: func(c *Config) { c.URL = "smtp://mail.example.com/x" }, wantErr: "unexpected path"},
 		{name: "bad option", mutate: func(c *Config) { c.URL = "smtp://mail.example.com?verify_peer=maybe" }, wantErr: "verify_peer"},
 		{name: "require tls without tls", mutate: func(c *Config) { c.URL = "smtp://h?auto_tls=0&require_tls=1" }, wantErr: "require_tls"},
-		{name: "missing from", mutate: func(c *Config) { c.From = " " }, wantErr: "from: required"},
 		{name: "bad from", mutate: func(c *Config) { c.From = "Mautic <not-an-address>" }, wantErr: "from: invalid address"},
 		{name: "relative site url", mutate: func(c *Config) { c.SiteURL, c.SecretKey = "/mautic", "k" }, wantErr: "site url: must be an absolute"},
 		{name: "site url without host", mutate: func(c *Config) { c.SiteURL, c.SecretKey = "https://", "k" }, wantErr: "site url: missing host"},

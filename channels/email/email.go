@@ -135,9 +135,10 @@ func (s *Sender) Send(ctx context.Context, msg channels.Message) (channels.Recei
 		if ctx.Err() != nil {
 			return channels.Receipt{}, ctxError(ctx)
 		}
-		if retry && c.reused && attempt == 1 {
+		if retry && c.reused && attempt <= s.cfg.PoolSize {
 			// A pooled connection the server had closed: nothing was
-			// delivered, try once on a fresh one.
+			// delivered; try the next one (the pool holds at most
+			// PoolSize, then a fresh dial).
 			s.log.Debug("email: stale pooled connection", "contact_id", msg.Contact.ID, "err", err)
 			continue
 		}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mautic-mm/sidecar/channels"
@@ -629,4 +630,54 @@ func TestConcurrentSends(t *testing.T) {
 		id := parseMessage(t, d.Data).header.Get("Message-Id")
 		require.True(t, seen[id], id)
 	}
+}
+
+// TestEveryPooledConnectionStale: after a quiet period the server has
+// dropped every pooled connection; sends still go out, on fresh ones.
+func TestEveryPooledConnectionStale(t *testing.T) {
+	be := &backend{}
+	addr := startServer(t, be, plainOnly)
+	const poolSize = 3
+	s, _ := newSender(t, Config{URL: smtpURL("smtp", addr, "", "", ""), PoolSize: poolSize})
+	// Fill the pool with three connections.
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg := testMessage()
+			msg.Key = fmt.Sprintf("fill-%d-email", i)
+			_, err := s.Send(context.Background(), msg)
+			assert.NoError(t, err)
+		}()
+	}
+	wg.Wait()
+	be.closeConns()
+	for i := range poolSize + 1 {
+		msg := testMessage()
+		msg.Key = fmt.Sprintf("after-%d-email", i)
+		_, err := s.Send(context.Background(), msg)
+		require.NoError(t, err, "send %d after the server dropped the pool", i)
+	}
+	deliveries, _, _ := be.snapshot()
+	require.Len(t, deliveries, 12+poolSize+1)
+}
+
+// TestNoFromAddress: SMTP_FROM is optional; an email without its own from
+// address then fails as permanent, without a connection.
+func TestNoFromAddress(t *testing.T) {
+	be := &backend{}
+	addr := startServer(t, be, plainOnly)
+	s, _ := newSender(t, Config{URL: smtpURL("smtp", addr, "", "", ""), From: " "})
+	msg := testMessage()
+	msg.Email.FromAddress = ""
+	_, err := s.Send(context.Background(), msg)
+	require.Error(t, err)
+	require.Equal(t, channels.KindPermanent, channels.KindOf(err))
+	require.Contains(t, err.Error(), "no from address")
+	_, sessions, _ := be.snapshot()
+	require.Zero(t, sessions)
+	msg.Email.FromAddress = "shop@example.test"
+	_, err = s.Send(context.Background(), msg)
+	require.NoError(t, err, "the email's own from address is enough")
 }

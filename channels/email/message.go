@@ -274,6 +274,9 @@ func (s *Sender) build(msg channels.Message) (*built, error) {
 	if strings.ContainsAny(from.Name, "\r\n") {
 		from.Name = ""
 	}
+	if from.Address == "" {
+		return nil, channels.Errorf(channels.KindPermanent, "email %d has no from address and SMTP_FROM is not set", e.ID)
+	}
 	b.from = from.Address
 
 	// Tokens: contact tokens (with company data, as Mautic passes it for

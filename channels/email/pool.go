@@ -67,11 +67,18 @@ func (c *abortConn) SetWriteDeadline(t time.Time) error {
 
 // conn is one SMTP connection of the pool.
 type conn struct {
-	smtp   *smtp.Client
-	raw    *abortConn
-	reused bool
-	tls    bool
+	smtp     *smtp.Client
+	raw      *abortConn
+	reused   bool
+	tls      bool
+	idleFrom time.Time // when it went back to the pool
 }
+
+// maxIdle is how long a pooled connection may wait unused before it is
+// closed instead of reused: below the idle timeout of common SMTP servers
+// (Postfix 300 s, many relays 60 s, some test servers 30 s), so that a send
+// after a quiet period does not meet a connection the server dropped.
+const maxIdle = 20 * time.Second
 
 // close ends the connection: politely (QUIT, bounded by timeout) when it
 // is healthy, at once otherwise.
@@ -112,18 +119,30 @@ func (p *pool) acquire(ctx context.Context) (*conn, error) {
 		return nil, context.Cause(ctx)
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.closed {
+		p.mu.Unlock()
 		<-p.slots
 		return nil, errClosed
 	}
+	// Connections idle too long are closed: the server has likely dropped
+	// them. The newest is at the end.
+	var stale []*conn
+	now := time.Now()
+	for len(p.idle) > 0 && now.Sub(p.idle[0].idleFrom) > maxIdle {
+		stale = append(stale, p.idle[0])
+		p.idle = p.idle[1:]
+	}
+	var c *conn
 	if n := len(p.idle); n > 0 {
-		c := p.idle[n-1]
+		c = p.idle[n-1]
 		p.idle = p.idle[:n-1]
 		c.reused = true
-		return c, nil
 	}
-	return nil, nil
+	p.mu.Unlock()
+	for _, s := range stale {
+		go s.close(true, p.timeout)
+	}
+	return c, nil
 }
 
 // release frees the slot without a connection (the dial failed).
@@ -134,6 +153,7 @@ func (p *pool) put(c *conn) {
 	p.mu.Lock()
 	keep := !p.closed && len(p.idle) < cap(p.slots)
 	if keep {
+		c.idleFrom = time.Now()
 		p.idle = append(p.idle, c)
 	}
 	p.mu.Unlock()

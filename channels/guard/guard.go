@@ -193,7 +193,7 @@ func (gd *guarded) retryAfter() time.Duration {
 
 func (gd *guarded) reject(state string) error {
 	gd.g.metrics.rejected.WithLabelValues(string(gd.name)).Inc()
-	return channels.Transient(fmt.Errorf("guard %s: circuit breaker %s after repeated transient failures, provider not called", gd.name, state), gd.retryAfter())
+	return channels.Transient(channels.NotSent(fmt.Errorf("guard %s: circuit breaker %s after repeated transient failures, provider not called", gd.name, state)), gd.retryAfter())
 }
 
 // wait takes a token from the limiter, waiting on ctx. When the wait would
@@ -212,7 +212,7 @@ func (gd *guarded) wait(ctx context.Context) error {
 	if dl, ok := ctx.Deadline(); ok && dl.Sub(start) < d {
 		r.Cancel()
 		gd.g.metrics.limited.WithLabelValues(string(gd.name)).Inc()
-		return channels.Transient(fmt.Errorf("guard %s: rate limit wait of %s exceeds the deadline", gd.name, d.Round(time.Millisecond)), d)
+		return channels.Transient(channels.NotSent(fmt.Errorf("guard %s: rate limit wait of %s exceeds the deadline", gd.name, d.Round(time.Millisecond))), d)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -223,7 +223,7 @@ func (gd *guarded) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		r.Cancel()
 		gd.g.metrics.limited.WithLabelValues(string(gd.name)).Inc()
-		return channels.Transient(fmt.Errorf("guard %s: rate limit wait: %w", gd.name, ctx.Err()), 0)
+		return channels.Transient(channels.NotSent(fmt.Errorf("guard %s: rate limit wait: %w", gd.name, ctx.Err())), 0)
 	}
 }
 

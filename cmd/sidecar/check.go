@@ -73,7 +73,7 @@ func runCheck(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 		line("sidecar schema", "%v", err)
 		block("sidecar schema unreadable")
 	} else if !st.Current() {
-		line("sidecar schema", "%s: run `sidecar migrate up`", st)
+		line("sidecar schema", "%s: %s", st, st.Advice())
 		block("sidecar schema not current")
 	} else {
 		line("sidecar schema", "%s: current", st)

@@ -136,7 +136,7 @@ func TestMigrateAndCheck(t *testing.T) {
 	require.NoError(t, err, out)
 	require.Contains(t, out, "result: ok")
 	require.Regexp(t, `email\s+live`, out)
-	require.Regexp(t, `sms\s+live: Twilio, keys from the Mautic's Twilio integration`, out)
+	require.Regexp(t, `sms\s+live: Twilio, keys from Mautic.s Twilio integration`, out)
 	require.Regexp(t, `notification\s+not configured`, out)
 	require.Regexp(t, `whatsapp\s+live`, out)
 	require.Contains(t, out, "Twilio keys in Mautic: decrypted")

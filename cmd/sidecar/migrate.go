@@ -41,11 +41,11 @@ func runMigrate(ctx context.Context, args, environ []string, stdout, stderr io.W
 	}
 	state := "current"
 	if !st.Current() {
-		state = "pending: run `sidecar migrate up`"
+		state = "pending: " + st.Advice()
 	}
 	fmt.Fprintf(stdout, "sidecar schema (%s%s): %s, %s\n", cfg.TablePrefix, migrations.TableName, st, state)
 	if st.Dirty {
-		return errors.New("the last migration failed half-way; see README.md, Upgrades")
+		return errors.New(st.Advice())
 	}
 	return nil
 }

@@ -137,21 +137,24 @@ func buildSenders(ctx context.Context, cfg Config, db *mautic.DB, log *slog.Logg
 	tw := sms.Config{AccountSID: cfg.TwilioAccountSID, AuthToken: string(cfg.TwilioAuthToken),
 		MessagingServiceSID: cfg.TwilioMessagingServiceSID, From: cfg.TwilioFrom, BaseURL: cfg.TwilioAPIBase,
 		DefaultRegion: cfg.SMSDefaultRegion}
-	source := "environment"
+	source := "the environment"
+	twilioWhy := "TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN not set and no Twilio integration in Mautic"
 	if tw.AccountSID == "" && tw.AuthToken == "" && db != nil {
 		in, err := db.Integration(ctx, "Twilio", string(cfg.SecretKey))
 		switch {
 		case mautic.IsNotFound(err):
 		case err != nil:
 			set.KeyReports = append(set.KeyReports, "Twilio keys in Mautic do not decrypt: "+err.Error())
+			twilioWhy = "TWILIO_* not set, and the keys of Mautic's Twilio integration do not decrypt (is MAUTIC_SECRET_KEY right?)"
 		case !in.IsPublished:
 			set.KeyReports = append(set.KeyReports, "Twilio integration in Mautic is not published: not used")
+			twilioWhy = "TWILIO_* not set, and Mautic's Twilio integration is not published"
 		default:
 			tw.AccountSID, tw.AuthToken = in.APIKeys["username"], in.APIKeys["password"]
 			if tw.MessagingServiceSID == "" {
 				tw.MessagingServiceSID, _ = in.FeatureSettings["messaging_service_sid"].(string)
 			}
-			source = "Mautic's Twilio integration"
+			source = "Mautic's Twilio integration (plugin_integration_settings)"
 			set.KeyReports = append(set.KeyReports, "Twilio keys in Mautic: decrypted")
 		}
 	}
@@ -160,13 +163,13 @@ func buildSenders(ctx context.Context, cfg Config, db *mautic.DB, log *slog.Logg
 	}
 	switch {
 	case tw.AccountSID == "" && tw.AuthToken == "":
-		set.off(channels.SMS, "TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN not set and no published Twilio integration in Mautic")
+		set.off(channels.SMS, twilioWhy)
 	default:
 		s, err := sms.New(tw, client, log)
 		if err != nil {
 			set.off(channels.SMS, "Twilio ("+source+"): "+err.Error())
 		} else {
-			if err := set.add(channels.SMS, s, mw, "Twilio, keys from the "+source); err != nil {
+			if err := set.add(channels.SMS, s, mw, "Twilio, keys from "+source); err != nil {
 				return nil, err
 			}
 			set.TwilioAuthToken = tw.AuthToken
@@ -175,18 +178,21 @@ func buildSenders(ctx context.Context, cfg Config, db *mautic.DB, log *slog.Logg
 
 	// Web and mobile push (OneSignal).
 	os := push.Config{AppID: cfg.OneSignalAppID, RESTAPIKey: string(cfg.OneSignalRESTAPIKey), BaseURL: cfg.OneSignalAPIBase}
-	source, mobile := "environment", true
+	source, mobile := "the environment", true
+	oneSignalWhy := "ONESIGNAL_APP_ID/ONESIGNAL_REST_API_KEY not set and no OneSignal integration in Mautic"
 	if os.AppID == "" && os.RESTAPIKey == "" && db != nil {
 		in, err := db.Integration(ctx, "OneSignal", string(cfg.SecretKey))
 		switch {
 		case mautic.IsNotFound(err):
 		case err != nil:
 			set.KeyReports = append(set.KeyReports, "OneSignal keys in Mautic do not decrypt: "+err.Error())
+			oneSignalWhy = "ONESIGNAL_* not set, and the keys of Mautic's OneSignal integration do not decrypt (is MAUTIC_SECRET_KEY right?)"
 		case !in.IsPublished:
 			set.KeyReports = append(set.KeyReports, "OneSignal integration in Mautic is not published: not used")
+			oneSignalWhy = "ONESIGNAL_* not set, and Mautic's OneSignal integration is not published"
 		default:
 			os.AppID, os.RESTAPIKey = in.APIKeys["app_id"], in.APIKeys["rest_api_key"]
-			source = "Mautic's OneSignal integration"
+			source = "Mautic's OneSignal integration (plugin_integration_settings)"
 			// Mautic registers mobile_notification only with the "mobile" feature.
 			mobile = false
 			for _, f := range in.SupportedFeatures {
@@ -198,18 +204,17 @@ func buildSenders(ctx context.Context, cfg Config, db *mautic.DB, log *slog.Logg
 		}
 	}
 	if os.AppID == "" && os.RESTAPIKey == "" {
-		why := "ONESIGNAL_APP_ID/ONESIGNAL_REST_API_KEY not set and no published OneSignal integration in Mautic"
-		set.off(channels.Notification, why)
-		set.off(channels.MobileNotification, why)
+		set.off(channels.Notification, oneSignalWhy)
+		set.off(channels.MobileNotification, oneSignalWhy)
 	} else if s, err := push.New(os, client, log); err != nil {
 		set.off(channels.Notification, "OneSignal ("+source+"): "+err.Error())
 		set.off(channels.MobileNotification, "OneSignal ("+source+"): "+err.Error())
 	} else {
-		if err := set.add(channels.Notification, s, mw, "OneSignal, keys from the "+source); err != nil {
+		if err := set.add(channels.Notification, s, mw, "OneSignal, keys from "+source); err != nil {
 			return nil, err
 		}
 		if mobile {
-			if err := set.add(channels.MobileNotification, s, mw, "OneSignal, keys from the "+source); err != nil {
+			if err := set.add(channels.MobileNotification, s, mw, "OneSignal, keys from "+source); err != nil {
 				return nil, err
 			}
 		} else {

@@ -76,7 +76,7 @@ func openChecked(ctx context.Context, cfg Config, log *slog.Logger) (*mautic.DB,
 	}
 	if !st.Current() {
 		db.Close()
-		return nil, fmt.Errorf("the sidecar schema is at %s: run `sidecar migrate up` first", st)
+		return nil, fmt.Errorf("the sidecar schema is at %s: %s", st, st.Advice())
 	}
 	log.Info("database ready", "server", si.String(), "prefix", cfg.TablePrefix, "tweets", mautic.HasTweets(problems))
 	return db, nil
