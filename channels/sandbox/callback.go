@@ -35,7 +35,7 @@ func (s *Server) Callbacks() []Callback {
 func (s *Server) WaitForCallbacks(ctx context.Context, n int) error {
 	for {
 		s.mu.Lock()
-		count, changed := len(s.callbacks), s.changed
+		count, changed := s.callbackCount, s.changed
 		s.mu.Unlock()
 		if count >= n {
 			return nil
@@ -100,7 +100,10 @@ func (s *Server) postCallback(client *http.Client, callbackURL string, form url.
 	}
 	cb.Err, cb.At = err, time.Now().UTC()
 	s.mu.Lock()
-	s.callbacks = append(s.callbacks, cb)
+	s.callbackCount++
+	if !s.opts.CountOnly {
+		s.callbacks = append(s.callbacks, cb)
+	}
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()

@@ -84,6 +84,13 @@ type Options struct {
 	// CallbackClient posts the status callbacks (default: a client with a
 	// 10 s timeout).
 	CallbackClient *http.Client
+
+	// CountOnly keeps per-provider counts instead of the requests
+	// themselves, so a load test with millions of sends runs in constant
+	// memory: Count, DeliveredCount and WaitFor work, Requests and Delivered
+	// return nothing, and status callbacks are not kept (Callbacks returns
+	// nothing). OneSignal idempotency keys are still remembered.
+	CountOnly bool
 }
 
 func (o Options) withDefaults() Options {
@@ -189,7 +196,9 @@ type Server struct {
 
 	mu        sync.Mutex
 	requests  []Request
-	changed   chan struct{} // closed and replaced on every recorded request
+	counts    map[Provider]int // requests received, also in CountOnly mode
+	delivered map[Provider]int // of which Delivered
+	changed   chan struct{}    // closed and replaced on every recorded request
 	faults    map[Provider]*Behavior
 	addresses map[Provider]map[string]*Behavior
 	seq       int
@@ -197,6 +206,8 @@ type Server struct {
 	posts     map[string]bool   // X texts already posted
 	nonces    map[string]bool   // X OAuth nonces already used
 	callbacks []Callback
+	// callbackCount counts posted callbacks, also in CountOnly mode.
+	callbackCount int
 
 	ctx    context.Context // cancelled by Close; ends callback goroutines
 	cancel context.CancelFunc
@@ -218,6 +229,8 @@ func Start(opts Options) (*Server, error) {
 		listener:  l,
 		url:       "http://" + l.Addr().String(),
 		changed:   make(chan struct{}),
+		counts:    map[Provider]int{},
+		delivered: map[Provider]int{},
 		faults:    map[Provider]*Behavior{},
 		addresses: map[Provider]map[string]*Behavior{},
 		idem:      map[string][]byte{},
@@ -316,7 +329,10 @@ func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = nil
+	s.counts = map[Provider]int{}
+	s.delivered = map[Provider]int{}
 	s.callbacks = nil
+	s.callbackCount = 0
 	s.idem = map[string][]byte{}
 	s.posts = map[string]bool{}
 	s.nonces = map[string]bool{}
@@ -337,7 +353,31 @@ func (s *Server) Requests(p Provider) []Request {
 }
 
 // Count returns how many requests p received; p "" counts all.
-func (s *Server) Count(p Provider) int { return len(s.Requests(p)) }
+func (s *Server) Count(p Provider) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.countLocked(s.counts, p)
+}
+
+// DeliveredCount returns how many requests to p (p "": all) the sandbox
+// accepted for delivery (Request.Delivered). Unlike Delivered it also works
+// in CountOnly mode.
+func (s *Server) DeliveredCount(p Provider) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.countLocked(s.delivered, p)
+}
+
+func (s *Server) countLocked(m map[Provider]int, p Provider) int {
+	if p != "" {
+		return m[p]
+	}
+	n := 0
+	for _, c := range m {
+		n += c
+	}
+	return n
+}
 
 // Delivered returns the requests to p (p "": all) whose message the
 // sandbox accepted for delivery (Request.Delivered).
@@ -356,12 +396,7 @@ func (s *Server) Delivered(p Provider) []Request {
 func (s *Server) WaitFor(ctx context.Context, p Provider, n int) error {
 	for {
 		s.mu.Lock()
-		count := 0
-		for _, r := range s.requests {
-			if p == "" || r.Provider == p {
-				count++
-			}
-		}
+		count := s.countLocked(s.counts, p)
 		changed := s.changed
 		s.mu.Unlock()
 		if count >= n {
@@ -379,7 +414,13 @@ func (s *Server) record(r Request) {
 	r.At = time.Now().UTC()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.requests = append(s.requests, r)
+	s.counts[r.Provider]++
+	if r.Delivered {
+		s.delivered[r.Provider]++
+	}
+	if !s.opts.CountOnly {
+		s.requests = append(s.requests, r)
+	}
 	close(s.changed)
 	s.changed = make(chan struct{})
 }

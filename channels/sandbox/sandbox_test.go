@@ -394,3 +394,69 @@ func TestTwilioStatusCallbacks(t *testing.T) {
 	require.NoError(t, sb.WaitForCallbacks(ctx, 2))
 	require.Equal(t, 204, sb.Callbacks()[1].Status)
 }
+
+func TestCountOnly(t *testing.T) {
+	sb := start(t, Options{CountOnly: true})
+	sb.SetAddress(Twilio, "+14155550101", Behavior{Code: TwilioInvalidNumber})
+	client := channelstest.NewClient(t, 5*time.Second)
+	s, err := sms.New(sb.TwilioConfig(), client, nil)
+	require.NoError(t, err)
+	p, err := push.New(sb.OneSignalConfig(), client, nil)
+	require.NoError(t, err)
+
+	_, err = s.Send(context.Background(), smsMessage("+14155552671"))
+	require.NoError(t, err)
+	_, err = s.Send(context.Background(), smsMessage("+14155550101"))
+	require.Equal(t, channelstest.Unreachable, channelstest.OutcomeOf(err))
+	_, err = p.Send(context.Background(), pushMessage("p1"))
+	require.NoError(t, err)
+	_, err = p.Send(context.Background(), pushMessage("p1")) // a repeat: still answered as the first
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, sb.WaitFor(ctx, "", 4))
+	require.Equal(t, 2, sb.Count(Twilio))
+	require.Equal(t, 2, sb.Count(OneSignal))
+	require.Equal(t, 4, sb.Count(""))
+	require.Equal(t, 1, sb.DeliveredCount(Twilio))
+	require.Equal(t, 1, sb.DeliveredCount(OneSignal), "the repeat delivers nothing new")
+	require.Equal(t, 2, sb.DeliveredCount(""))
+	require.Empty(t, sb.Requests(""), "nothing is kept")
+	require.Empty(t, sb.Delivered(""))
+
+	sb.Reset()
+	require.Equal(t, 0, sb.Count(""))
+	require.Equal(t, 0, sb.DeliveredCount(""))
+}
+
+func TestDeliveredCountMatchesDelivered(t *testing.T) {
+	sb := start(t, Options{})
+	sb.SetAddress(OneSignal, "gone", Behavior{NotSubscribed: true})
+	p, err := push.New(sb.OneSignalConfig(), channelstest.NewClient(t, 5*time.Second), nil)
+	require.NoError(t, err)
+	_, err = p.Send(context.Background(), pushMessage("p1"))
+	require.NoError(t, err)
+	_, err = p.Send(context.Background(), pushMessage("gone"))
+	require.Error(t, err)
+	require.Equal(t, len(sb.Delivered(OneSignal)), sb.DeliveredCount(OneSignal))
+	require.Equal(t, 1, sb.DeliveredCount(OneSignal))
+	require.Len(t, sb.Requests(OneSignal), 2)
+}
+
+func TestSMTPCountOnly(t *testing.T) {
+	srv, err := StartSMTP(SMTPOptions{CountOnly: true, RejectRecipients: []string{"bounce@example.com"}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	msg := []byte("Subject: x\r\n\r\nbody\r\n")
+	for i := 0; i < 3; i++ {
+		require.NoError(t, smtp.SendMail(srv.Addr(), nil, "a@example.com", []string{"b@example.com"}, msg))
+	}
+	require.ErrorContains(t, smtp.SendMail(srv.Addr(), nil, "a@example.com", []string{"bounce@example.com"}, msg), "550")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, srv.WaitFor(ctx, 3))
+	require.Equal(t, 3, srv.Count())
+	require.Empty(t, srv.Messages())
+	require.Equal(t, []string{"bounce@example.com"}, srv.Rejected())
+}

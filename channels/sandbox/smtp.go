@@ -27,6 +27,10 @@ type SMTPOptions struct {
 	// RejectRecipients are refused at RCPT TO with 550 5.1.1 (case
 	// insensitive). More can be added with Reject.
 	RejectRecipients []string
+	// CountOnly counts the accepted mail instead of keeping it, so a load
+	// test runs in constant memory: Count and WaitFor work, Messages returns
+	// nothing.
+	CountOnly bool
 }
 
 // Mail is one accepted message.
@@ -53,6 +57,7 @@ type SMTPServer struct {
 
 	mu       sync.Mutex
 	mails    []Mail
+	count    int // accepted mail, also in CountOnly mode
 	reject   map[string]bool
 	rejected []string
 	changed  chan struct{}
@@ -104,7 +109,7 @@ func (s *SMTPServer) Reject(addresses ...string) {
 	}
 }
 
-// Messages returns the accepted mail, in order.
+// Messages returns the accepted mail, in order (nothing in CountOnly mode).
 func (s *SMTPServer) Messages() []Mail {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -115,7 +120,7 @@ func (s *SMTPServer) Messages() []Mail {
 func (s *SMTPServer) Count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.mails)
+	return s.count
 }
 
 // Rejected returns the recipients refused at RCPT, in order.
@@ -129,7 +134,7 @@ func (s *SMTPServer) Rejected() []string {
 func (s *SMTPServer) WaitFor(ctx context.Context, n int) error {
 	for {
 		s.mu.Lock()
-		count, changed := len(s.mails), s.changed
+		count, changed := s.count, s.changed
 		s.mu.Unlock()
 		if count >= n {
 			return nil
@@ -196,7 +201,13 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 
 // Data implements smtp.Session: it records the message.
 func (ss *session) Data(r io.Reader) error {
-	data, err := io.ReadAll(r)
+	var data []byte
+	var err error
+	if ss.s.opts.CountOnly {
+		_, err = io.Copy(io.Discard, r)
+	} else {
+		data, err = io.ReadAll(r)
+	}
 	if err != nil {
 		return err
 	}
@@ -205,7 +216,10 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	ss.s.mu.Lock()
 	defer ss.s.mu.Unlock()
-	ss.s.mails = append(ss.s.mails, Mail{From: ss.from, To: append([]string(nil), ss.to...), Data: data, Username: ss.username, At: time.Now().UTC()})
+	ss.s.count++
+	if !ss.s.opts.CountOnly {
+		ss.s.mails = append(ss.s.mails, Mail{From: ss.from, To: append([]string(nil), ss.to...), Data: data, Username: ss.username, At: time.Now().UTC()})
+	}
 	close(ss.s.changed)
 	ss.s.changed = make(chan struct{})
 	return nil
