@@ -476,14 +476,25 @@ func (p *Pipeline) commit(ctx context.Context, lease store.Lease, jobs []*job, n
 	var err error
 	for attempt := 0; ; attempt++ {
 		if err = p.writeTx(ctx, lease, jobs, now); err == nil {
-			return nil
+			break
 		}
-		if !store.Retryable(err) || attempt >= 8 || ctx.Err() != nil {
+		// Giving up here would send the batch again when its lease ends:
+		// retry conflicts for as long as the lease lasts.
+		if !store.Retryable(err) || ctx.Err() != nil {
 			return fmt.Errorf("commit batch: %w", err)
 		}
 		p.log.Debug("batch write hit a lock conflict, writing it again (nothing is re-sent)", "attempt", attempt+1, "err", err)
 		time.Sleep(backoffDelay(attempt+1, 5*time.Millisecond, 200*time.Millisecond))
 	}
+	contacts := make([]int64, len(jobs))
+	for i, j := range jobs {
+		contacts[i] = j.d.ContactID
+	}
+	// Outside the write transaction, so that it holds no contact row.
+	if err := p.store.ReleaseContacts(ctx, p.db, lease, contacts); err != nil {
+		p.log.Warn("could not release contacts; their leases will expire", "err", err)
+	}
+	return nil
 }
 
 func (p *Pipeline) writeTx(ctx context.Context, lease store.Lease, jobs []*job, now time.Time) error {
@@ -513,27 +524,18 @@ func (p *Pipeline) writeTx(ctx context.Context, lease store.Lease, jobs []*job, 
 	if err := p.write(ctx, tx, keep, now); err != nil {
 		return err
 	}
-	if err := p.store.ReleaseContacts(ctx, tx, lease, contacts); err != nil {
-		return err
-	}
 	return tx.Commit()
 }
 
 // write runs the write phase in tx, after the fence locked the batch's
-// dispatches. Lock order, the same for every transaction: the content rows
-// (counters, exclusive), then the rows whose foreign keys point at them
-// (stats: shared locks on those same rows), then the contact's rows.
-// Taking the counters last would deadlock: two batches' stats inserts share
-// a content row, then both want it exclusively.
+// dispatches: the contact's rows (DNC, message_queue), the dispatches, then
+// the sends (applySends).
 func (p *Pipeline) write(ctx context.Context, tx *sqlx.Tx, jobs []*job, now time.Time) error {
 	all := newWrites()
 	for _, j := range jobs {
 		all.merge(j.w)
 	}
-	if err := p.applyCounters(ctx, tx, all); err != nil {
-		return err
-	}
-	if err := p.applyStats(ctx, tx, all); err != nil {
+	if err := p.applyDNC(ctx, tx, all); err != nil {
 		return err
 	}
 	list := make([]store.Dispatch, 0, len(jobs))
@@ -568,7 +570,23 @@ func (p *Pipeline) write(ctx context.Context, tx *sqlx.Tx, jobs []*job, now time
 		list = append(list, d)
 	}
 	sort.Slice(list, func(a, c int) bool { return list[a].ID < list[c].ID })
-	return p.store.Save(ctx, tx, list, now)
+	if err := p.store.Save(ctx, tx, list, now); err != nil {
+		return err
+	}
+	return p.applySends(ctx, tx, all)
+}
+
+// applySends writes the content counters, then the copies and the stats,
+// last in the transaction. The counters come first: the stats' foreign keys
+// take shared locks on the same content rows, and two transactions that
+// both held such a shared lock and then wanted the counter would deadlock.
+// They come last in the transaction because they are the hottest rows
+// (every send of one email updates its row): held from here to the commit.
+func (p *Pipeline) applySends(ctx context.Context, tx *sqlx.Tx, w *writes) error {
+	if err := p.applyCounters(ctx, tx, w); err != nil {
+		return err
+	}
+	return p.applyStats(ctx, tx, w)
 }
 
 // queued is the outcome of DESIGN.md 6 item 6 for one job.
@@ -628,9 +646,11 @@ func (p *Pipeline) applyStats(ctx context.Context, tx *sqlx.Tx, w *writes) error
 	if err := p.db.InsertTweetStats(ctx, tx, w.tweetStats); err != nil {
 		return err
 	}
-	if err := p.db.InsertCustomSends(ctx, tx, w.custom); err != nil {
-		return err
-	}
+	return p.db.InsertCustomSends(ctx, tx, w.custom)
+}
+
+// applyDNC writes the do-not-contact rows of a batch.
+func (p *Pipeline) applyDNC(ctx context.Context, tx *sqlx.Tx, w *writes) error {
 	for _, d := range w.dnc {
 		if _, err := p.db.AddDoNotContact(ctx, tx, d); err != nil {
 			return err

@@ -142,10 +142,18 @@ func (q *QueueWorker) RunOnce(ctx context.Context) (int, error) {
 		if err == nil {
 			break
 		}
-		if !store.Retryable(err) || attempt >= 8 || wctx.Err() != nil {
+		// Giving up would send the rows again when the lease ends.
+		if !store.Retryable(err) || wctx.Err() != nil {
 			return 0, fmt.Errorf("commit queue batch: %w", err)
 		}
 		time.Sleep(backoffDelay(attempt+1, 5*time.Millisecond, 200*time.Millisecond))
+	}
+	contacts := make([]int64, len(jobs))
+	for i, j := range jobs {
+		contacts[i] = j.row.ContactID
+	}
+	if err := q.store.ReleaseContacts(wctx, q.db, lease, contacts); err != nil {
+		q.log.Warn("could not release contacts; their leases will expire", "err", err)
 	}
 	for _, j := range jobs {
 		if q.metrics != nil {
@@ -252,9 +260,6 @@ func (q *QueueWorker) writeTx(ctx context.Context, lease store.Lease, jobs []*qu
 	if err := q.store.ReleaseQueueRows(ctx, tx, lease, ids); err != nil {
 		return err
 	}
-	if err := q.store.ReleaseContacts(ctx, tx, lease, contacts); err != nil {
-		return err
-	}
 	return tx.Commit()
 }
 
@@ -275,10 +280,7 @@ func (q *QueueWorker) write(ctx context.Context, tx *sqlx.Tx, jobs []*queueJob, 
 		}
 	}
 	p := &Pipeline{db: q.db}
-	if err := p.applyCounters(ctx, tx, all); err != nil {
-		return err
-	}
-	if err := p.applyStats(ctx, tx, all); err != nil {
+	if err := p.applyDNC(ctx, tx, all); err != nil {
 		return err
 	}
 	if err := q.db.MarkQueueSent(ctx, tx, sent, now); err != nil {
@@ -297,7 +299,7 @@ func (q *QueueWorker) write(ctx context.Context, tx *sqlx.Tx, jobs []*queueJob, 
 			}
 		}
 	}
-	return nil
+	return p.applySends(ctx, tx, all)
 }
 
 // process applies 6.5 to one row: DNC or no address closes it; missing
