@@ -7,6 +7,7 @@ package bridge
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -34,7 +35,9 @@ type Config struct {
 	QueueWorker bool
 	DedupWindow time.Duration
 	MaxBacklog  int
-	Pipeline    Options
+	// IntakeWriters is the number of concurrent intake transactions.
+	IntakeWriters int
+	Pipeline      Options
 	// Version is shown on the status page.
 	Version string
 }
@@ -60,6 +63,7 @@ type App struct {
 	bgDone    sync.WaitGroup
 	runCancel context.CancelFunc
 	runDone   sync.WaitGroup
+	multi     *sql.DB
 }
 
 // New wires the sidecar. Nothing runs until Start.
@@ -70,9 +74,15 @@ func New(cfg Config, db *mautic.DB, senders *channels.Registry, log *slog.Logger
 	cfg.Pipeline.setDefaults()
 	st := store.New(db.DB, db.Prefix())
 	a := &App{cfg: cfg, db: db, store: st, senders: senders, log: log, metrics: m}
+	if multi, err := db.OpenMultiStatement(max(cfg.IntakeWriters, 4)); err != nil {
+		log.Warn("intake: no multi-statement pool; one round trip per statement", "err", err)
+	} else if multi != nil {
+		st.SetMultiStatement(multi)
+		a.multi = multi
+	}
 	a.pipeline = NewPipeline(db, st, senders, log.With("component", "dispatch"), m, cfg.Pipeline)
 	a.intake = NewIntake(db, st, senders, log.With("component", "intake"), m, IntakeOptions{
-		DedupWindow: cfg.DedupWindow, MaxBacklog: cfg.MaxBacklog, MessageCacheTTL: cfg.Pipeline.MessageCacheTTL,
+		DedupWindow: cfg.DedupWindow, MaxBacklog: cfg.MaxBacklog, MessageCacheTTL: cfg.Pipeline.MessageCacheTTL, Writers: cfg.IntakeWriters,
 		OnAccept: a.pipeline.Wake,
 	})
 	a.queue = NewQueueWorker(db, st, senders, log.With("component", "queue"), m, cfg.Pipeline)
@@ -149,6 +159,9 @@ func (a *App) Stop(timeout time.Duration) {
 	if a.bgCancel != nil {
 		a.bgCancel()
 		a.bgDone.Wait()
+	}
+	if a.multi != nil {
+		_ = a.multi.Close()
 	}
 }
 

@@ -63,7 +63,7 @@ type Intake struct {
 type IntakeOptions struct {
 	DedupWindow     time.Duration
 	MaxBacklog      int
-	Writers         int // concurrent intake transactions (default 4)
+	Writers         int // concurrent intake transactions (default 1: the biggest batches)
 	MaxBatch        int // requests per transaction (default 256)
 	MessageCacheTTL time.Duration
 	// OnAccept is called after new dispatches commit (wakes the workers).
@@ -73,7 +73,7 @@ type IntakeOptions struct {
 // NewIntake builds the intake; Start runs its writers.
 func NewIntake(db *mautic.DB, st *store.DB, senders *channels.Registry, log *slog.Logger, m *Metrics, o IntakeOptions) *Intake {
 	if o.Writers <= 0 {
-		o.Writers = 4
+		o.Writers = 1
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 256

@@ -30,6 +30,37 @@ type QueueWorker struct {
 
 	hardCtx  context.Context
 	hardStop context.CancelFunc
+
+	floorMu sync.Mutex
+	floor   time.Time // earliest scheduled_date of the pending rows
+	floorAt time.Time // when floor was read
+}
+
+// floorEvery is how often the lower bound of the claim scan is read again:
+// a row queued with a scheduled date before the bound (a clock skew, a row
+// whose lease expired) waits at most this long.
+const floorEvery = 10 * time.Second
+
+// scanFrom returns the lower bound of the claim scan.
+func (q *QueueWorker) scanFrom(ctx context.Context, chans []string) (time.Time, error) {
+	q.floorMu.Lock()
+	defer q.floorMu.Unlock()
+	if !q.floorAt.IsZero() && time.Since(q.floorAt) < floorEvery {
+		return q.floor, nil
+	}
+	f, err := q.db.PendingQueueFloor(ctx, q.db, chans)
+	if err != nil {
+		return time.Time{}, err
+	}
+	q.floor, q.floorAt = f, time.Now()
+	return f, nil
+}
+
+// resetFloor makes the next claim read the lower bound again.
+func (q *QueueWorker) resetFloor() {
+	q.floorMu.Lock()
+	q.floorAt = time.Time{}
+	q.floorMu.Unlock()
 }
 
 // NewQueueWorker builds the message_queue worker.
@@ -173,9 +204,20 @@ func (q *QueueWorker) claim(ctx context.Context, chans []string, now time.Time) 
 		return lease, nil, fmt.Errorf("claim queue rows: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	rows, err := q.db.ClaimDueQueueRows(ctx, tx, chans, now, q.opts.BatchSize)
-	if err != nil || len(rows) == 0 {
+	from, err := q.scanFrom(ctx, chans)
+	if err != nil {
 		return lease, nil, err
+	}
+	if from.IsZero() || from.After(now) {
+		return lease, nil, nil // nothing pending, or nothing due yet
+	}
+	rows, err := q.db.ClaimDueQueueRows(ctx, tx, chans, from, now, q.opts.BatchSize)
+	if err != nil {
+		return lease, nil, err
+	}
+	if len(rows) == 0 {
+		q.resetFloor()
+		return lease, nil, nil
 	}
 	contacts := make([]int64, len(rows))
 	for i, r := range rows {

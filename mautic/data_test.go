@@ -297,12 +297,12 @@ func TestMessageQueue(t *testing.T) {
 
 	// Two transactions claim different rows: SKIP LOCKED.
 	tx1 := db.MustBegin()
-	a, err := m.ClaimDueQueueRows(ctx, tx1, []string{"email", "sms"}, now, 1)
+	a, err := m.ClaimDueQueueRows(ctx, tx1, []string{"email", "sms"}, time.Time{}, now, 1)
 	require.NoError(t, err)
 	require.Len(t, a, 1)
 	require.Equal(t, id2, a[0].ID, "oldest scheduled first")
 	tx2 := db.MustBegin()
-	b, err := m.ClaimDueQueueRows(ctx, tx2, []string{"email", "sms"}, now, 5)
+	b, err := m.ClaimDueQueueRows(ctx, tx2, []string{"email", "sms"}, time.Time{}, now, 5)
 	require.NoError(t, err)
 	require.Len(t, b, 1, "the future row is not due; the locked one is skipped")
 	require.Equal(t, id1, b[0].ID)
@@ -310,8 +310,8 @@ func TestMessageQueue(t *testing.T) {
 	require.NoError(t, tx1.Rollback())
 
 	var plan string
-	require.NoError(t, db.QueryRowx(db.Fmt("EXPLAIN FORMAT=JSON SELECT id FROM {p}message_queue WHERE scheduled_date <= ? AND success = 0"+
-		" AND attempts < max_attempts AND channel IN ('email') ORDER BY scheduled_date, id LIMIT 10"), now).Scan(&plan))
+	require.NoError(t, db.QueryRowx(db.Fmt("EXPLAIN FORMAT=JSON SELECT id FROM {p}message_queue WHERE scheduled_date >= ? AND scheduled_date <= ? AND success = 0"+
+		" AND attempts < max_attempts AND channel IN ('email') ORDER BY scheduled_date, id LIMIT 10"), now.Add(-time.Hour), now).Scan(&plan))
 	require.NotContains(t, plan, "filesort", "the claim follows the scheduled_date index")
 
 	require.NoError(t, m.MarkQueueFailed(ctx, m, []int64{id1}, now))
@@ -337,6 +337,9 @@ func TestMessageQueue(t *testing.T) {
 	require.Equal(t, "cancelled", rows[id1].Status)
 	require.True(t, rows[id1].Success)
 
+	floor, err := m.PendingQueueFloor(ctx, m, []string{"email", "sms"})
+	require.NoError(t, err)
+	require.Equal(t, now.Add(time.Hour), floor, "the earliest pending row; sent and cancelled rows do not count")
 	pending, due, err := m.QueueDepth(ctx, m, []string{"email", "sms"}, now)
 	require.NoError(t, err)
 	require.Equal(t, []int64{1, 0}, []int64{pending, due})

@@ -93,6 +93,7 @@ type DB struct {
 	*sqlx.DB
 	prefix string
 	q      queries
+	mcfg   *mysql.Config // as opened (nil when wrapped)
 }
 
 // Open connects to Mautic's database and checks that it answers.
@@ -123,9 +124,29 @@ func Open(ctx context.Context, c Config) (*DB, error) {
 		_ = sdb.Close()
 		return nil, fmt.Errorf("connect to %s as %q: %w", mc.Addr, mc.User, err)
 	}
-	db := &DB{DB: sqlx.NewDb(sdb, "mysql"), prefix: c.Prefix}
+	db := &DB{DB: sqlx.NewDb(sdb, "mysql"), prefix: c.Prefix, mcfg: mc}
 	db.q = buildQueries(c.Prefix)
 	return db, nil
+}
+
+// OpenMultiStatement opens a second, small pool on the same database whose
+// connections accept several statements in one round trip (the intake's
+// fast path). The caller closes it. It returns nil, nil for a wrapped DB.
+func (db *DB) OpenMultiStatement(maxConns int) (*sql.DB, error) {
+	if db.mcfg == nil {
+		return nil, nil
+	}
+	mc := db.mcfg.Clone()
+	mc.MultiStatements = true
+	connector, err := mysql.NewConnector(mc)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	m := sql.OpenDB(connector)
+	m.SetMaxOpenConns(maxConns)
+	m.SetMaxIdleConns(maxConns)
+	m.SetConnMaxLifetime(30 * time.Minute)
+	return m, nil
 }
 
 // Wrap uses an already open database (tests, the demo).

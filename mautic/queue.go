@@ -141,11 +141,15 @@ func (db *DB) Enqueue(ctx context.Context, e Execer, r NewQueueRow) (int64, erro
 // It must run inside a transaction; the locks last until it ends. The scan
 // follows the message_scheduled_date index (scheduled_date, then id), which
 // keeps SKIP LOCKED from locking rows it does not return.
-func (db *DB) ClaimDueQueueRows(ctx context.Context, tx Querier, channels []string, now time.Time, limit int) ([]QueueRow, error) {
+//
+// from is a lower bound of the scheduled dates to look at (see
+// PendingQueueFloor): sent rows stay in the scheduled_date index forever,
+// and a scan from the beginning would read them all on every claim.
+func (db *DB) ClaimDueQueueRows(ctx context.Context, tx Querier, channels []string, from, now time.Time, limit int) ([]QueueRow, error) {
 	if len(channels) == 0 || limit <= 0 {
 		return nil, nil
 	}
-	args := []any{now.UTC()}
+	args := []any{from.UTC(), now.UTC()}
 	for _, c := range channels {
 		args = append(args, c)
 	}
@@ -153,7 +157,7 @@ func (db *DB) ClaimDueQueueRows(ctx context.Context, tx Querier, channels []stri
 	// Rows leased by a sidecar batch (sidecar_queue_leases) are skipped too:
 	// their transaction has ended but their processing has not.
 	rows, err := tx.QueryContext(ctx, "SELECT "+queueCols+" FROM "+db.T("message_queue")+
-		" q WHERE scheduled_date <= ? AND success = 0 AND attempts < max_attempts AND channel IN ("+inPlaceholders(len(channels))+")"+
+		" q WHERE scheduled_date >= ? AND scheduled_date <= ? AND success = 0 AND attempts < max_attempts AND channel IN ("+inPlaceholders(len(channels))+")"+
 		" AND NOT EXISTS (SELECT 1 FROM "+db.T("sidecar_queue_leases")+" l WHERE l.queue_id = q.id AND l.until > ?)"+
 		" ORDER BY scheduled_date, id LIMIT ? FOR UPDATE SKIP LOCKED", args...)
 	if err != nil {
@@ -164,6 +168,29 @@ func (db *DB) ClaimDueQueueRows(ctx context.Context, tx Querier, channels []stri
 		return nil, fmt.Errorf("claim queue rows: %w", err)
 	}
 	return list, nil
+}
+
+// PendingQueueFloor returns the earliest scheduled_date of the pending rows
+// (success = 0, attempts < max_attempts) of the given channels, or zero
+// when there are none. It reads through the message_success index, which
+// holds the pending rows only, not the sent ones.
+func (db *DB) PendingQueueFloor(ctx context.Context, q Querier, channels []string) (time.Time, error) {
+	query := "SELECT MIN(scheduled_date) FROM " + db.T("message_queue") + " WHERE success = 0 AND attempts < max_attempts"
+	var args []any
+	if len(channels) > 0 {
+		query += " AND channel IN (" + inPlaceholders(len(channels)) + ")"
+		for _, c := range channels {
+			args = append(args, c)
+		}
+	}
+	var t sql.NullTime
+	if err := q.QueryRowxContext(ctx, query, args...).Scan(&t); err != nil {
+		return time.Time{}, fmt.Errorf("pending queue floor: %w", err)
+	}
+	if !t.Valid {
+		return time.Time{}, nil
+	}
+	return t.Time.UTC(), nil
 }
 
 // MarkQueueSent closes rows that were sent: success = 1, status 'sent',

@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"sort"
@@ -66,6 +67,9 @@ type Dispatch struct {
 type DB struct {
 	db     *sqlx.DB
 	prefix string
+	// multi, when set, is a pool whose connections take several statements
+	// in one round trip: Accept's fast path.
+	multi *sql.DB
 
 	idMu   sync.Mutex
 	nextID int64
@@ -77,6 +81,11 @@ type DB struct {
 func New(db *sqlx.DB, prefix string) *DB {
 	return &DB{db: db, prefix: prefix, block: 1000}
 }
+
+// SetMultiStatement gives Accept a pool of multi-statement connections
+// (see mautic.DB.OpenMultiStatement): a batch of new requests is then
+// recorded in one round trip.
+func (s *DB) SetMultiStatement(m *sql.DB) { s.multi = m }
 
 // T returns a prefixed, quoted table name.
 func (s *DB) T(table string) string { return "`" + s.prefix + table + "`" }
@@ -184,7 +193,11 @@ func (s *DB) Accept(ctx context.Context, batch []NewDispatch, now time.Time, win
 	var out []AcceptResult
 	fast := true
 	for attempt := 0; ; attempt++ {
-		out, err = s.accept(ctx, batch, ids, now, window, fast)
+		if fast && s.multi != nil {
+			out, err = s.acceptOneTrip(ctx, batch, ids, now)
+		} else {
+			out, err = s.accept(ctx, batch, ids, now, window, fast)
+		}
 		if errors.Is(err, errSlowPath) {
 			fast = false
 			continue
@@ -305,6 +318,68 @@ func (s *DB) accept(ctx context.Context, batch []NewDispatch, ids []int64, now t
 		return nil, fmt.Errorf("accept: commit: %w", err)
 	}
 	return out, nil
+}
+
+// acceptOneTrip is accept's common case in one round trip: a batch whose
+// keys are all new is recorded by "START TRANSACTION; INSERT keys; INSERT
+// dispatches; COMMIT" sent at once. A duplicate key stops the statements
+// there; the transaction is rolled back and the caller takes the slow path.
+func (s *DB) acceptOneTrip(ctx context.Context, batch []NewDispatch, ids []int64, now time.Time) ([]AcceptResult, error) {
+	now = now.UTC()
+	order := make([]int, len(batch))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		return string(batch[order[a]].Key[:]) < string(batch[order[b]].Key[:])
+	})
+	for n := 1; n < len(order); n++ {
+		if batch[order[n]].Key == batch[order[n-1]].Key {
+			return nil, errSlowPath // duplicates inside the batch: resolved by the slow path
+		}
+	}
+	var sb strings.Builder
+	args := make([]any, 0, len(batch)*15)
+	sb.WriteString("START TRANSACTION; INSERT INTO " + s.T("sidecar_dispatch_keys") + " (dedup_key, dispatch_id, created_at) VALUES ")
+	for n, i := range order {
+		if n > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString("(?,?,?)")
+		args = append(args, batch[i].Key[:], ids[i], now)
+	}
+	sb.WriteString("; INSERT INTO " + s.T("sidecar_dispatches") + " (id, state, contact_id, message_id, campaign_id, event_id," +
+		" idempotency_key, attempts, trace, run_at, created_at, updated_at) VALUES ")
+	for i, d := range batch {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?)")
+		args = append(args, ids[i], Accepted, d.ContactID, d.MessageID, nullID(d.CampaignID), nullID(d.EventID),
+			nullStr(d.IdempotencyKey), 0, "[]", now, now, now)
+	}
+	sb.WriteString("; COMMIT")
+	conn, err := s.multi.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("accept: %w", err)
+	}
+	defer conn.Close()
+	if _, err = conn.ExecContext(ctx, sb.String(), args...); err == nil {
+		out := make([]AcceptResult, len(batch))
+		for i := range batch {
+			out[i] = AcceptResult{ID: ids[i]}
+		}
+		return out, nil
+	}
+	// The statements stopped at the error with the transaction open.
+	if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+		// Never hand a connection in an unknown state back to the pool.
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	if isDuplicate(err) {
+		return nil, errSlowPath
+	}
+	return nil, fmt.Errorf("accept: %w", err)
 }
 
 // readOwners reads which dispatch owns each key of batch.

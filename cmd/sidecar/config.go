@@ -61,14 +61,16 @@ type Config struct {
 	LogFormat       string        `env:"SIDECAR_LOG_FORMAT" envDefault:"json" help:"json or text"`
 
 	// Ours: not fixed by DESIGN.md.
-	PublicURL    string        `env:"SIDECAR_PUBLIC_URL" help:"(ours) URL Mautic and providers reach this sidecar at; enables Twilio status callbacks"`
-	BatchSize    int           `env:"SIDECAR_BATCH_SIZE" envDefault:"64" help:"(ours) dispatches a worker routes per transaction"`
-	Lease        time.Duration `env:"SIDECAR_LEASE" envDefault:"30s" help:"(ours) bound on one routing transaction; work of a dead or stuck worker is resumed after it"`
-	DBMaxConns   int           `env:"SIDECAR_DB_MAX_CONNS" envDefault:"64" help:"(ours) database connection pool size"`
-	RateLimits   string        `env:"SIDECAR_RATE_LIMITS" help:"(ours) per-channel send rate limits, e.g. email:50,sms:10 (sends/second; burst = rate)"`
-	BreakerFails int           `env:"SIDECAR_BREAKER_FAILURES" envDefault:"5" help:"(ours) consecutive transient failures that open a sender's circuit breaker (0 = off)"`
-	BreakerOpen  time.Duration `env:"SIDECAR_BREAKER_TIMEOUT" envDefault:"30s" help:"(ours) how long an open breaker rejects before trying again"`
-	SendTimeout  time.Duration `env:"SIDECAR_SEND_TIMEOUT" envDefault:"10s" help:"(ours) timeout of one provider call"`
+	PublicURL     string        `env:"SIDECAR_PUBLIC_URL" help:"(ours) URL Mautic and providers reach this sidecar at; enables Twilio status callbacks"`
+	BatchSize     int           `env:"SIDECAR_BATCH_SIZE" envDefault:"64" help:"(ours) dispatches a worker routes per transaction"`
+	Lease         time.Duration `env:"SIDECAR_LEASE" envDefault:"30s" help:"(ours) bound on one routing transaction; work of a dead or stuck worker is resumed after it"`
+	DBMaxConns    int           `env:"SIDECAR_DB_MAX_CONNS" envDefault:"64" help:"(ours) database connection pool size"`
+	RateLimits    string        `env:"SIDECAR_RATE_LIMITS" help:"(ours) per-channel send rate limits, e.g. email:50,sms:10 (sends/second; burst = rate)"`
+	BreakerFails  int           `env:"SIDECAR_BREAKER_FAILURES" envDefault:"5" help:"(ours) consecutive transient failures that open a sender's circuit breaker (0 = off)"`
+	BreakerOpen   time.Duration `env:"SIDECAR_BREAKER_TIMEOUT" envDefault:"30s" help:"(ours) how long an open breaker rejects before trying again"`
+	SendTimeout   time.Duration `env:"SIDECAR_SEND_TIMEOUT" envDefault:"10s" help:"(ours) timeout of one provider call"`
+	IntakeWriters int           `env:"SIDECAR_INTAKE_WRITERS" envDefault:"1" help:"(ours) concurrent intake transactions; fewer means bigger batches per commit"`
+	PprofAddr     string        `env:"SIDECAR_PPROF" help:"(ours) address of a Go profiling endpoint (net/http/pprof), e.g. 127.0.0.1:6060; off when empty"`
 
 	SMTPURL  Secret `env:"SMTP_URL" help:"smtp://user:pass@host:port (STARTTLS when offered) or smtps:// (implicit TLS)"`
 	SMTPFrom string `env:"SMTP_FROM" help:"default sender when the email has none"`
@@ -293,6 +295,9 @@ func (c Config) Validate() error {
 	}
 	if c.SendTimeout <= 0 {
 		bad("SIDECAR_SEND_TIMEOUT must be positive")
+	}
+	if c.IntakeWriters < 1 || c.IntakeWriters > 64 {
+		bad("SIDECAR_INTAKE_WRITERS must be between 1 and 64")
 	}
 	for name, base := range map[string]string{"TWILIO_API_BASE": c.TwilioAPIBase, "ONESIGNAL_API_BASE": c.OneSignalAPIBase, "X_API_BASE": c.XAPIBase} {
 		if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/mautic-mm/sidecar/bridge"
@@ -37,6 +38,14 @@ func runServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	srv, err := startServer(ctx, cfg, db, log, ln)
 	if err != nil {
 		return err
+	}
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, log)
+		if err != nil {
+			_ = srv.stop()
+			return err
+		}
+		defer stopPprof()
 	}
 	<-ctx.Done()
 	return srv.stop()
@@ -120,6 +129,7 @@ func startServer(ctx context.Context, cfg Config, db *mautic.DB, log *slog.Logge
 		QueueWorker:     cfg.Queue == "sidecar",
 		DedupWindow:     cfg.DedupWindow,
 		MaxBacklog:      cfg.MaxBacklog,
+		IntakeWriters:   cfg.IntakeWriters,
 		Version:         version,
 		Pipeline: bridge.Options{
 			Workers: cfg.Workers, BatchSize: cfg.BatchSize, Lease: cfg.Lease, SendTimeout: cfg.SendTimeout,
@@ -171,4 +181,22 @@ func (s *server) stop() error {
 		return err
 	}
 	return nil
+}
+
+// servePprof serves Go's profiles on addr (its own listener, never the API's).
+func servePprof(addr string, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("SIDECAR_PPROF %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	log.Info("profiling endpoint", "addr", ln.Addr().String())
+	return func() { _ = hs.Close() }, nil
 }
