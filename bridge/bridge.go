@@ -126,10 +126,14 @@ func (a *App) Start() {
 	}
 	bg, bgCancel := context.WithCancel(context.Background())
 	a.bgCancel = bgCancel
-	a.bgDone.Add(1)
+	a.bgDone.Add(2)
 	go func() {
 		defer a.bgDone.Done()
 		a.upkeep(bg)
+	}()
+	go func() {
+		defer a.bgDone.Done()
+		a.flushCounters(bg)
 	}()
 }
 
@@ -162,6 +166,42 @@ func (a *App) Stop(timeout time.Duration) {
 	}
 	if a.multi != nil {
 		_ = a.multi.Close()
+	}
+}
+
+// counterFlushEvery is how often recorded counter increments are applied to
+// Mautic's sent counters.
+const counterFlushEvery = 200 * time.Millisecond
+
+// FlushCounters applies every recorded counter increment to Mautic's
+// content counters now.
+func (a *App) FlushCounters(ctx context.Context) error {
+	for {
+		n, err := a.db.FlushCounters(ctx, 5000)
+		if err != nil || n < 5000 {
+			return err
+		}
+	}
+}
+
+// flushCounters runs until ctx ends, then flushes once more.
+func (a *App) flushCounters(ctx context.Context) {
+	tick := time.NewTicker(counterFlushEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := a.FlushCounters(fctx); err != nil {
+				a.log.Warn("could not apply the last counter increments; the next start applies them", "err", err)
+			}
+			cancel()
+			return
+		case <-tick.C:
+			if err := a.FlushCounters(ctx); err != nil && ctx.Err() == nil {
+				a.log.Warn("applying counter increments failed; retried shortly", "err", err)
+			}
+		}
 	}
 }
 

@@ -576,12 +576,11 @@ func (p *Pipeline) write(ctx context.Context, tx *sqlx.Tx, jobs []*job, now time
 	return p.applySends(ctx, tx, all)
 }
 
-// applySends writes the content counters, then the copies and the stats,
-// last in the transaction. The counters come first: the stats' foreign keys
-// take shared locks on the same content rows, and two transactions that
-// both held such a shared lock and then wanted the counter would deadlock.
-// They come last in the transaction because they are the hottest rows
-// (every send of one email updates its row): held from here to the commit.
+// applySends writes the counter increments, the copies and the stats. The
+// increments go to sidecar_counter_deltas, applied to Mautic's counters by
+// the flusher (App.FlushCounters): a routing transaction never locks a
+// content row exclusively, so the sends of one email do not wait for each
+// other, and the stats' foreign-key checks (shared locks) cannot deadlock.
 func (p *Pipeline) applySends(ctx context.Context, tx *sqlx.Tx, w *writes) error {
 	if err := p.applyCounters(ctx, tx, w); err != nil {
 		return err
@@ -660,16 +659,17 @@ func (p *Pipeline) applyDNC(ctx context.Context, tx *sqlx.Tx, w *writes) error {
 }
 
 func (p *Pipeline) applyCounters(ctx context.Context, tx *sqlx.Tx, w *writes) error {
-	if err := p.db.AddEmailSent(ctx, tx, w.emailSent); err != nil {
-		return err
+	var deltas []mautic.CounterDelta
+	add := func(table string, counts map[int64]int) {
+		for id, n := range counts {
+			deltas = append(deltas, mautic.CounterDelta{Table: table, ContentID: id, Delta: n})
+		}
 	}
-	if err := p.db.AddSMSSent(ctx, tx, w.smsSent); err != nil {
-		return err
-	}
-	if err := p.db.AddPushSent(ctx, tx, w.pushSent); err != nil {
-		return err
-	}
-	return p.db.AddTweetSent(ctx, tx, w.tweetSent)
+	add(mautic.CounterEmails, w.emailSent)
+	add(mautic.CounterSMS, w.smsSent)
+	add(mautic.CounterPush, w.pushSent)
+	add(mautic.CounterTweets, w.tweetSent)
+	return p.db.AddCounterDeltas(ctx, tx, deltas, time.Now())
 }
 
 func (p *Pipeline) observeSend(channel string, err error, d time.Duration) {

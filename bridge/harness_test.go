@@ -287,3 +287,15 @@ func traceOf(d dispatchJSON) []string {
 }
 
 func lim(n int, u mautic.Unit) *mautic.Limit { return &mautic.Limit{Number: n, Unit: u} }
+
+// counted waits until the counters recorded so far are applied to Mautic's
+// rows, then returns COUNT(*) of table where where holds.
+func (h *harness) counted(table, where string, args ...any) int {
+	h.t.Helper()
+	require.NoError(h.t, h.app.FlushCounters(h.ctx))
+	deadline := time.Now().Add(5 * time.Second)
+	for h.db.Count(h.t, "sidecar_counter_deltas", "") > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // another flusher holds some increments
+	}
+	return h.db.Count(h.t, table, where, args...)
+}

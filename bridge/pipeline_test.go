@@ -293,8 +293,8 @@ func TestNoDuplicateSendsUnderContention(t *testing.T) {
 	t.Logf("%d lock conflicts rewritten", strings.Count(h.logs.String(), "writing it again"))
 	require.Equal(t, int64(n), emails.Load()+texts.Load(), "every dispatch sent exactly once")
 	require.Equal(t, int64(n/2), emails.Load())
-	require.Equal(t, 1, h.db.Count(t, "emails", "id = ? AND sent_count = ?", c.email, emails.Load()))
-	require.Equal(t, 1, h.db.Count(t, "sms_messages", "id = ? AND sent_count = ?", c.sms, texts.Load()))
+	require.Equal(t, 1, h.counted("emails", "id = ? AND sent_count = ?", c.email, emails.Load()))
+	require.Equal(t, 1, h.counted("sms_messages", "id = ? AND sent_count = ?", c.sms, texts.Load()))
 	require.Equal(t, int(emails.Load()), h.db.Count(t, "email_stats", ""))
 	require.Equal(t, int(texts.Load()), h.db.Count(t, "sms_message_stats", ""))
 }

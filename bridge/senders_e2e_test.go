@@ -108,7 +108,7 @@ func TestRealSendersEndToEnd(t *testing.T) {
 			id, c.email, eventID).Scan(&hash, &tokens))
 		require.Contains(t, tokens, e2eSiteURL+"/email/unsubscribe/"+hash+"/", "tokens stored for the web view")
 		require.Equal(t, 1, db.Count(t, "email_copies", ""))
-		require.Equal(t, 1, db.Count(t, "emails", "id = ? AND sent_count = 1", c.email), "one success: the bounce is not counted")
+		require.Equal(t, 1, h.counted("emails", "id = ? AND sent_count = 1", c.email), "one success: the bounce is not counted")
 		require.Equal(t, 0, db.Count(t, "email_stats", "lead_id = ?", contacts["bounce→sms"]), "a rejected email keeps no stat")
 		require.Equal(t, 1, db.Count(t, "lead_donotcontact", "lead_id = ? AND channel = 'email' AND reason = 2", contacts["bounce→sms"]))
 		msgs := mail.Messages()
@@ -127,7 +127,7 @@ func TestRealSendersEndToEnd(t *testing.T) {
 		require.Equal(t, 1, db.Count(t, "sms_message_stats", "lead_id = ? AND is_failed = 0", contacts["bounce→sms"]))
 		require.Equal(t, 1, db.Count(t, "sms_message_stats", "lead_id = ? AND is_failed = 1 AND details LIKE '%21211%'", contacts["invalid→tweet"]))
 		require.Equal(t, 1, db.Count(t, "lead_donotcontact", "lead_id = ? AND channel = 'sms' AND reason = 2", contacts["invalid→tweet"]))
-		require.Equal(t, 1, db.Count(t, "sms_messages", "id = ? AND sent_count = 2", c.sms))
+		require.Equal(t, 1, h.counted("sms_messages", "id = ? AND sent_count = 2", c.sms))
 		var sent []sandbox.Request
 		for _, r := range sb.Delivered(sandbox.Twilio) {
 			sent = append(sent, r)
@@ -142,8 +142,8 @@ func TestRealSendersEndToEnd(t *testing.T) {
 	t.Run("push", func(t *testing.T) {
 		require.Equal(t, 1, db.Count(t, "push_notification_stats", "lead_id = ? AND notification_id = ? AND source = 'campaign.event'", contacts["notification"], c.push))
 		require.Equal(t, 1, db.Count(t, "push_notification_stats", "lead_id = ? AND notification_id = ?", contacts["mobile_notification"], c.mobile))
-		require.Equal(t, 1, db.Count(t, "push_notifications", "id = ? AND sent_count = 1", c.push))
-		require.Equal(t, 1, db.Count(t, "push_notifications", "id = ? AND sent_count = 1", c.mobile))
+		require.Equal(t, 1, h.counted("push_notifications", "id = ? AND sent_count = 1", c.push))
+		require.Equal(t, 1, h.counted("push_notifications", "id = ? AND sent_count = 1", c.mobile))
 		reqs := sb.Delivered(sandbox.OneSignal)
 		require.Len(t, reqs, 2)
 		var body map[string]any
@@ -153,7 +153,7 @@ func TestRealSendersEndToEnd(t *testing.T) {
 	t.Run("tweet", func(t *testing.T) {
 		require.Equal(t, 1, db.Count(t, "tweet_stats", "lead_id = ? AND tweet_id = ? AND handle = '@twi_user' AND twitter_tweet_id IS NOT NULL", contacts["tweet"], c.tweet))
 		require.Equal(t, 1, db.Count(t, "tweet_stats", "lead_id = ? AND handle = '@in_user'", contacts["invalid→tweet"]))
-		require.Equal(t, 1, db.Count(t, "tweets", "id = ? AND sent_count = 2", c.tweet))
+		require.Equal(t, 1, h.counted("tweets", "id = ? AND sent_count = 2", c.tweet))
 		for _, r := range sb.Delivered(sandbox.X) {
 			require.True(t, strings.Contains(string(r.Body), "@twi_user") || strings.Contains(string(r.Body), "@in_user"))
 		}

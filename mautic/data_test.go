@@ -208,17 +208,27 @@ func TestStatsWrites(t *testing.T) {
 			Tokens: map[string]string{"{unsubscribe_url}": "https://m.example/u"}, CopyID: copyID},
 		{EmailID: plain, ContactID: c, EmailAddress: "a@example.test", DateSent: now, TrackingHash: "hash2"},
 	}))
-	require.NoError(t, m.AddEmailSent(ctx, tx, map[int64]int{email: 1, plain: 2}))
+	require.NoError(t, m.AddCounterDeltas(ctx, tx, []mautic.CounterDelta{{Table: mautic.CounterEmails, ContentID: email, Delta: 1},
+		{Table: mautic.CounterEmails, ContentID: plain, Delta: 2}}, now))
 	require.NoError(t, m.InsertSMSStats(ctx, tx, []mautic.SMSStat{
 		{SMSID: smsID, ContactID: c, DateSent: now, TrackingHash: "s1"},
 		{SMSID: smsID, ContactID: c, DateSent: now, TrackingHash: "s2", Failed: true, Details: mautic.SMSFailureDetails(`21211 "bad" number`)},
 	}))
-	require.NoError(t, m.AddSMSSent(ctx, tx, map[int64]int{smsID: 1}))
+	require.NoError(t, m.AddCounterDeltas(ctx, tx, []mautic.CounterDelta{{Table: mautic.CounterSMS, ContentID: smsID, Delta: 1}}, now))
 	require.NoError(t, m.InsertPushStats(ctx, tx, []mautic.PushStat{{NotificationID: push, ContactID: c, DateSent: now, Source: mautic.Source{EventID: eventID}}}))
-	require.NoError(t, m.AddPushSent(ctx, tx, map[int64]int{push: 1}))
+	require.NoError(t, m.AddCounterDeltas(ctx, tx, []mautic.CounterDelta{{Table: mautic.CounterPush, ContentID: push, Delta: 1}}, now))
 	require.NoError(t, m.InsertTweetStats(ctx, tx, []mautic.TweetStat{{TweetID: tweet, ContactID: c, Handle: "@ada", TwitterTweetID: "123", DateSent: now}}))
-	require.NoError(t, m.AddTweetSent(ctx, tx, map[int64]int{tweet: 1}))
+	require.NoError(t, m.AddCounterDeltas(ctx, tx, []mautic.CounterDelta{{Table: mautic.CounterTweets, ContentID: tweet, Delta: 1}}, now))
 	require.NoError(t, tx.Commit())
+	require.Equal(t, 5, db.Count(t, "sidecar_counter_deltas", ""), "increments wait for the flush")
+	require.Equal(t, 1, db.Count(t, "emails", "id = ? AND sent_count = 0", email))
+	n, err := m.FlushCounters(ctx, 2)
+	require.NoError(t, err)
+	require.Equal(t, 2, n, "at most the limit per call")
+	n, err = m.FlushCounters(ctx, 100)
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+	require.Equal(t, 0, db.Count(t, "sidecar_counter_deltas", ""))
 
 	var row struct {
 		Source, Tokens, CopyID, OpenDetails string
@@ -428,4 +438,48 @@ func TestSchemaStatementsPrefix(t *testing.T) {
 		require.NotContains(t, s, "{prefix}")
 	}
 	require.Contains(t, mautic.SchemaTables(), "message_queue")
+}
+
+// TestFlushCountersConcurrently: flushers on several connections (replicas)
+// apply every increment exactly once.
+func TestFlushCountersConcurrently(t *testing.T) {
+	db, s, ctx := env(t)
+	email, err := s.Email(ctx, seed.Email{Subject: "s"})
+	require.NoError(t, err)
+	m := db.Mautic
+	done := make(chan struct{})
+	flushed := make(chan error, 3)
+	for i := 0; i < 3; i++ {
+		go func() {
+			for {
+				select {
+				case <-done:
+					_, err := m.FlushCounters(ctx, 50)
+					flushed <- err
+					return
+				default:
+					if _, err := m.FlushCounters(ctx, 50); err != nil {
+						flushed <- err
+						return
+					}
+				}
+			}
+		}()
+	}
+	const writes = 200
+	for i := 0; i < writes; i++ {
+		require.NoError(t, m.AddCounterDeltas(ctx, m, []mautic.CounterDelta{{Table: mautic.CounterEmails, ContentID: email, Delta: 1}}, time.Now()))
+	}
+	close(done)
+	for i := 0; i < 3; i++ {
+		require.NoError(t, <-flushed)
+	}
+	for {
+		n, err := m.FlushCounters(ctx, 1000)
+		require.NoError(t, err)
+		if n == 0 {
+			break
+		}
+	}
+	require.Equal(t, 1, db.Count(t, "emails", "id = ? AND sent_count = ?", email, writes))
 }

@@ -157,6 +157,15 @@ func Wrap(sdb *sqlx.DB, prefix string) (*DB, error) {
 	return &DB{DB: sdb, prefix: prefix, q: buildQueries(prefix)}, nil
 }
 
+// lockScope names this database and prefix in server-wide named locks.
+func (db *DB) lockScope() string {
+	name := ""
+	if db.mcfg != nil {
+		name = db.mcfg.DBName
+	}
+	return name + "/" + db.prefix
+}
+
 // Prefix returns the table prefix.
 func (db *DB) Prefix() string { return db.prefix }
 

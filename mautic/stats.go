@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -159,6 +160,36 @@ func (db *DB) InsertEmailCopies(ctx context.Context, e Execer, copies []EmailCop
 	if len(rows) == 0 {
 		return nil
 	}
+	// Most copies exist already (one per content): a plain read takes no
+	// lock, where an upsert of an existing row would lock it until commit.
+	idArgs := make([]any, len(rows))
+	for i, r := range rows {
+		idArgs[i] = r[0]
+	}
+	existing, err := e.QueryContext(ctx, "SELECT id FROM "+db.T("email_copies")+" WHERE id IN ("+inPlaceholders(len(idArgs))+")", idArgs...)
+	if err != nil {
+		return fmt.Errorf("insert email copies: %w", err)
+	}
+	have := map[string]bool{}
+	for existing.Next() {
+		var id string
+		if err := existing.Scan(&id); err != nil {
+			existing.Close()
+			return fmt.Errorf("insert email copies: %w", err)
+		}
+		have[id] = true
+	}
+	existing.Close()
+	missing := rows[:0]
+	for _, r := range rows {
+		if !have[r[0].(string)] {
+			missing = append(missing, r)
+		}
+	}
+	rows = missing
+	if len(rows) == 0 {
+		return nil
+	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i][0].(string) < rows[j][0].(string) })
 	var sb strings.Builder
 	sb.WriteString("INSERT INTO " + db.T("email_copies") + " (id, date_created, body, body_text, subject) VALUES ")
@@ -177,39 +208,139 @@ func (db *DB) InsertEmailCopies(ctx context.Context, e Execer, copies []EmailCop
 	return nil
 }
 
-// addCounts runs "UPDATE table SET col = col + n" per id, in id order (a
-// stable lock order across concurrent transactions).
-func addCounts(ctx context.Context, e Execer, query string, counts map[int64]int) error {
-	ids := make([]int64, 0, len(counts))
-	for id, n := range counts {
-		if id > 0 && n != 0 {
-			ids = append(ids, id)
-		}
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	for _, id := range ids {
-		n := counts[id]
-		args := []any{n}
-		if strings.Count(query, "?") == 3 {
-			args = append(args, n)
-		}
-		args = append(args, id)
-		if _, err := e.ExecContext(ctx, query, args...); err != nil {
-			return err
-		}
-	}
-	return nil
+// Counter tables: the content tables whose sent_count a send increments.
+const (
+	CounterEmails = "emails"
+	CounterSMS    = "sms_messages"
+	CounterPush   = "push_notifications"
+	CounterTweets = "tweets"
+)
+
+// CounterDelta is an increment of a content row's sent_count.
+type CounterDelta struct {
+	Table     string // one of the Counter* names
+	ContentID int64
+	Delta     int
 }
 
-// AddEmailSent adds successful sends to emails.sent_count, and to
-// variant_sent_count when the email has a variant_start_date.
-func (db *DB) AddEmailSent(ctx context.Context, e Execer, counts map[int64]int) error {
-	q := "UPDATE " + db.T("emails") + " SET sent_count = COALESCE(sent_count, 0) + ?," +
-		" variant_sent_count = IF(variant_start_date IS NULL, variant_sent_count, COALESCE(variant_sent_count, 0) + ?) WHERE id = ?"
-	if err := addCounts(ctx, e, q, counts); err != nil {
-		return fmt.Errorf("count email sends: %w", err)
+// AddCounterDeltas records increments of Mautic's sent counters inside the
+// caller's transaction (sidecar_counter_deltas); FlushCounters applies them.
+// Routing transactions thus never lock the content rows themselves.
+func (db *DB) AddCounterDeltas(ctx context.Context, e Execer, deltas []CounterDelta, now time.Time) error {
+	var rows [][]any
+	for _, d := range deltas {
+		if d.ContentID > 0 && d.Delta != 0 {
+			rows = append(rows, []any{d.Table, d.ContentID, d.Delta, now.UTC()})
+		}
 	}
-	return nil
+	return insertRows(ctx, e, db.T("sidecar_counter_deltas"), []string{"content_table", "content_id", "delta", "created_at"}, rows)
+}
+
+// FlushCounters applies up to limit recorded increments to the content
+// counters in one short transaction (emails.sent_count, and
+// variant_sent_count when the email has a variant_start_date, as Mautic
+// does; sms_messages, push_notifications and tweets sent_count), and
+// deletes them. One flusher works at a time across replicas (a named lock,
+// not waited for: when another process is flushing, this call returns 0).
+// It returns how many it applied.
+func (db *DB) FlushCounters(ctx context.Context, limit int) (int, error) {
+	conn, err := db.Connx(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("flush counters: %w", err)
+	}
+	defer conn.Close()
+	name := "sidecar_counters:" + db.lockScope()
+	var got sql.NullInt64
+	if err := conn.QueryRowxContext(ctx, "SELECT GET_LOCK(?, 0)", name).Scan(&got); err != nil {
+		return 0, fmt.Errorf("flush counters: %w", err)
+	}
+	if got.Int64 != 1 {
+		return 0, nil
+	}
+	defer func() {
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK(?)", name); err != nil {
+			// Never pool a connection that may still hold the lock.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	tx, err := conn.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return 0, fmt.Errorf("flush counters: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	rows, err := tx.QueryContext(ctx, "SELECT id, content_table, content_id, delta FROM "+db.T("sidecar_counter_deltas")+
+		" ORDER BY id LIMIT ? FOR UPDATE", limit)
+	if err != nil {
+		return 0, fmt.Errorf("flush counters: %w", err)
+	}
+	type key struct {
+		table string
+		id    int64
+	}
+	sums := map[key]int{}
+	var ids []int64
+	for rows.Next() {
+		var (
+			id    int64
+			k     key
+			delta int
+		)
+		if err := rows.Scan(&id, &k.table, &k.id, &delta); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("flush counters: %w", err)
+		}
+		sums[k] += delta
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("flush counters: %w", err)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	// Delete first: a delete by id can wait for a row next to its range
+	// (another flusher's, or a routing transaction's new increment), and it
+	// must not wait while holding a counter row, which routing
+	// transactions' foreign-key checks need.
+	if _, err := tx.ExecContext(ctx, "DELETE FROM "+db.T("sidecar_counter_deltas")+" WHERE id IN ("+inPlaceholders(len(ids))+")",
+		int64Args(ids)...); err != nil {
+		return 0, fmt.Errorf("flush counters: %w", err)
+	}
+	keys := make([]key, 0, len(sums))
+	for k := range sums {
+		keys = append(keys, k)
+	}
+	// A stable lock order across flushers.
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].table != keys[j].table {
+			return keys[i].table < keys[j].table
+		}
+		return keys[i].id < keys[j].id
+	})
+	for _, k := range keys {
+		n := sums[k]
+		var q string
+		var args []any
+		switch k.table {
+		case CounterEmails:
+			q = "UPDATE " + db.T("emails") + " SET sent_count = COALESCE(sent_count, 0) + ?," +
+				" variant_sent_count = IF(variant_start_date IS NULL, variant_sent_count, COALESCE(variant_sent_count, 0) + ?) WHERE id = ?"
+			args = []any{n, n, k.id}
+		case CounterSMS, CounterPush, CounterTweets:
+			q = "UPDATE " + db.T(k.table) + " SET sent_count = COALESCE(sent_count, 0) + ? WHERE id = ?"
+			args = []any{n, k.id}
+		default:
+			continue // an unknown table name: dropped with its row
+		}
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return 0, fmt.Errorf("flush counters: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("flush counters: %w", err)
+	}
+	return len(ids), nil
 }
 
 // SMSStat is an sms_message_stats row.
@@ -248,15 +379,6 @@ func (db *DB) InsertSMSStats(ctx context.Context, e Execer, stats []SMSStat) err
 	return insertRows(ctx, e, db.T("sms_message_stats"), smsStatCols, rows)
 }
 
-// AddSMSSent adds successful sends to sms_messages.sent_count.
-func (db *DB) AddSMSSent(ctx context.Context, e Execer, counts map[int64]int) error {
-	q := "UPDATE " + db.T("sms_messages") + " SET sent_count = COALESCE(sent_count, 0) + ? WHERE id = ?"
-	if err := addCounts(ctx, e, q, counts); err != nil {
-		return fmt.Errorf("count sms sends: %w", err)
-	}
-	return nil
-}
-
 // PushStat is a push_notification_stats row.
 type PushStat struct {
 	NotificationID int64
@@ -278,15 +400,6 @@ func (db *DB) InsertPushStats(ctx context.Context, e Execer, stats []PushStat) e
 			nil, 0, src, srcID, "a:0:{}", nil, nil, nil})
 	}
 	return insertRows(ctx, e, db.T("push_notification_stats"), pushStatCols, rows)
-}
-
-// AddPushSent adds delivered contacts to push_notifications.sent_count.
-func (db *DB) AddPushSent(ctx context.Context, e Execer, counts map[int64]int) error {
-	q := "UPDATE " + db.T("push_notifications") + " SET sent_count = COALESCE(sent_count, 0) + ? WHERE id = ?"
-	if err := addCounts(ctx, e, q, counts); err != nil {
-		return fmt.Errorf("count push sends: %w", err)
-	}
-	return nil
 }
 
 // TweetStat is a tweet_stats row.
@@ -311,15 +424,6 @@ func (db *DB) InsertTweetStats(ctx context.Context, e Execer, stats []TweetStat)
 			false, 0, src, srcID, 0, 0, nil})
 	}
 	return insertRows(ctx, e, db.T("tweet_stats"), tweetStatCols, rows)
-}
-
-// AddTweetSent adds successful tweets to tweets.sent_count.
-func (db *DB) AddTweetSent(ctx context.Context, e Execer, counts map[int64]int) error {
-	q := "UPDATE " + db.T("tweets") + " SET sent_count = COALESCE(sent_count, 0) + ? WHERE id = ?"
-	if err := addCounts(ctx, e, q, counts); err != nil {
-		return fmt.Errorf("count tweet sends: %w", err)
-	}
-	return nil
 }
 
 func jsonMarshalNoEscape(v any) ([]byte, error) {

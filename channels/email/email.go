@@ -194,14 +194,21 @@ func (s *Sender) transact(ctx context.Context, c *conn, b *built) (keep, retry b
 	fail := func(st stage, err error, beforeData bool) (bool, bool, error) {
 		var te *textproto.Error
 		if errors.As(err, &te) {
+			if te.Code == 421 && st == stageMail && c.reused {
+				// A pooled connection the server is closing: nothing
+				// was accepted, the caller retries on another one.
+				return false, true, channels.Transient(fmt.Errorf("smtp %s: %w", st, err), 0)
+			}
 			keep := te.Code != 421 && sc.Reset() == nil
 			return keep, false, replyError(st, te, b.rcpt)
 		}
 		return false, beforeData, channels.Transient(fmt.Errorf("smtp %s: %w", st, err), 0)
 	}
-	if c.reused {
-		// go-mail's connection check: a server may have closed an idle
-		// connection.
+	if c.reused && time.Since(c.idleFrom) > noopAfter {
+		// A connection idle for a while may have been closed by the
+		// server: check it (go-mail's NOOP). A recently used one is sent
+		// MAIL at once; if the server closed it anyway, MAIL fails before
+		// anything was accepted and the send moves to another connection.
 		if err := sc.Noop(); err != nil {
 			return false, true, channels.Transient(fmt.Errorf("smtp %s: %w", stageNoop, err), 0)
 		}

@@ -80,6 +80,10 @@ type conn struct {
 // after a quiet period does not meet a connection the server dropped.
 const maxIdle = 20 * time.Second
 
+// noopAfter is the idle time after which a pooled connection is checked
+// with NOOP before use; below it the check's round trip is saved.
+const noopAfter = 2 * time.Second
+
 // close ends the connection: politely (QUIT, bounded by timeout) when it
 // is healthy, at once otherwise.
 func (c *conn) close(polite bool, timeout time.Duration) {

@@ -47,6 +47,12 @@ func Find(text string) []string {
 	var out []string
 	seen := map[string]bool{}
 	for i := 0; i < len(text); {
+		// Jump to the next possible start: '{' or '%' (of %7B).
+		j := strings.IndexAny(text[i:], "{%")
+		if j < 0 {
+			break
+		}
+		i += j
 		end, ok := matchAt(text, i)
 		if !ok {
 			i++
