@@ -216,6 +216,9 @@ func (a *App) upkeep(ctx context.Context) {
 		}
 		if n%10 == 0 {
 			a.refreshQueueDepth(ctx)
+			if err := a.store.PurgeQueueLeases(ctx, time.Now().Add(-time.Minute)); err != nil && ctx.Err() == nil {
+				a.log.Debug("queue lease purge failed", "err", err)
+			}
 			if a.cfg.DedupWindow > 0 {
 				if _, err := a.store.PurgeKeys(ctx, time.Now().Add(-a.cfg.DedupWindow-time.Minute), 10000); err != nil && ctx.Err() == nil {
 					a.log.Debug("dedup key purge failed", "err", err)

@@ -508,7 +508,7 @@ func (p *Pipeline) writeTx(ctx context.Context, lease store.Lease, jobs []*job, 
 	for i, j := range jobs {
 		ids[i], contacts[i] = j.d.ID, j.d.ContactID
 	}
-	owned, err := p.store.Owned(ctx, tx, lease, ids)
+	owned, err := p.store.Owned(ctx, tx, lease, ids, time.Now(), p.opts.Lease/8)
 	if err != nil {
 		return err
 	}

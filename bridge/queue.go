@@ -260,7 +260,7 @@ func (q *QueueWorker) release(lease store.Lease, jobs []*queueJob) {
 	tx, err := q.store.BeginTx(ctx)
 	if err == nil {
 		defer tx.Rollback() //nolint:errcheck // no-op after commit
-		if err = q.store.ReleaseQueueRows(ctx, tx, lease, ids); err == nil {
+		if err = q.store.ReleaseQueueRows(ctx, tx, lease, ids, time.Now()); err == nil {
 			if err = q.store.ReleaseContacts(ctx, tx, lease, contacts); err == nil {
 				err = tx.Commit()
 			}
@@ -284,7 +284,7 @@ func (q *QueueWorker) writeTx(ctx context.Context, lease store.Lease, jobs []*qu
 	for i, j := range jobs {
 		ids[i], contacts[i] = j.row.ID, j.row.ContactID
 	}
-	owned, err := q.store.OwnedQueueRows(ctx, tx, lease, ids)
+	owned, err := q.store.OwnedQueueRows(ctx, tx, lease, ids, time.Now(), q.opts.Lease/8)
 	if err != nil {
 		return err
 	}
@@ -299,7 +299,7 @@ func (q *QueueWorker) writeTx(ctx context.Context, lease store.Lease, jobs []*qu
 	if err := q.write(ctx, tx, keep, now); err != nil {
 		return err
 	}
-	if err := q.store.ReleaseQueueRows(ctx, tx, lease, ids); err != nil {
+	if err := q.store.ReleaseQueueRows(ctx, tx, lease, ids, time.Now()); err != nil {
 		return err
 	}
 	return tx.Commit()

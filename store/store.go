@@ -590,18 +590,21 @@ func (s *DB) ReleaseContacts(ctx context.Context, e Queryer, lease Lease, ids []
 	return nil
 }
 
-// Owned locks, inside tx, the dispatches among ids that lease still holds,
-// and returns them: the fence of a batch's writes. A dispatch whose lease
-// ended and was claimed again is not returned, and its batch must not write
-// it.
-func (s *DB) Owned(ctx context.Context, tx Queryer, lease Lease, ids []int64) (map[int64]bool, error) {
+// Owned returns the dispatches among ids that lease still holds with at
+// least margin left at now: the fence of a batch's writes. A claim takes
+// over only leases that have ended, so a lease with time left cannot change
+// hands before the batch commits. It is a plain read on purpose: a locking
+// read of an id list also locks the row after a run of consecutive ids,
+// which makes batches wait for each other.
+func (s *DB) Owned(ctx context.Context, tx Queryer, lease Lease, ids []int64, now time.Time, margin time.Duration) (map[int64]bool, error) {
 	ids = sortedUnique(ids)
 	out := make(map[int64]bool, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
+	args := append(int64s(ids), lease[:], now.Add(margin).UTC())
 	rows, err := tx.QueryContext(ctx, "SELECT id FROM "+s.T("sidecar_dispatches")+" WHERE id IN ("+placeholders(len(ids))+
-		") AND lease_owner = ? ORDER BY id FOR UPDATE", append(int64s(ids), lease[:])...)
+		") AND lease_owner = ? AND run_at > ?", args...)
 	if err != nil {
 		return nil, fmt.Errorf("owned dispatches: %w", err)
 	}
@@ -663,16 +666,18 @@ func (s *DB) LeaseQueueRows(ctx context.Context, tx Queryer, ids []int64, lease 
 	return nil
 }
 
-// OwnedQueueRows locks the queue leases lease still holds among ids and
-// returns their queue ids (the fence of a queue batch's writes).
-func (s *DB) OwnedQueueRows(ctx context.Context, tx Queryer, lease Lease, ids []int64) (map[int64]bool, error) {
+// OwnedQueueRows returns the queue rows among ids that lease still holds
+// with at least margin left at now (the fence of a queue batch's writes; a
+// plain read, as Owned).
+func (s *DB) OwnedQueueRows(ctx context.Context, tx Queryer, lease Lease, ids []int64, now time.Time, margin time.Duration) (map[int64]bool, error) {
 	ids = sortedUnique(ids)
 	out := make(map[int64]bool, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
+	args := append(int64s(ids), lease[:], now.Add(margin).UTC())
 	rows, err := tx.QueryContext(ctx, "SELECT queue_id FROM "+s.T("sidecar_queue_leases")+" WHERE queue_id IN ("+
-		placeholders(len(ids))+") AND owner = ? ORDER BY queue_id FOR UPDATE", append(int64s(ids), lease[:])...)
+		placeholders(len(ids))+") AND owner = ? AND until > ?", args...)
 	if err != nil {
 		return nil, fmt.Errorf("owned queue rows: %w", err)
 	}
@@ -687,14 +692,18 @@ func (s *DB) OwnedQueueRows(ctx context.Context, tx Queryer, lease Lease, ids []
 	return out, rows.Err()
 }
 
-// ReleaseQueueRows deletes lease's leases on the queue rows.
-func (s *DB) ReleaseQueueRows(ctx context.Context, e Queryer, lease Lease, ids []int64) error {
+// ReleaseQueueRows ends lease's leases on the queue rows (an UPDATE: a
+// DELETE of an id list would lock the row after a run of consecutive ids).
+// PurgeQueueLeases removes ended leases later.
+func (s *DB) ReleaseQueueRows(ctx context.Context, e Queryer, lease Lease, ids []int64, now time.Time) error {
 	ids = sortedUnique(ids)
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := e.ExecContext(ctx, "DELETE FROM "+s.T("sidecar_queue_leases")+" WHERE queue_id IN ("+placeholders(len(ids))+
-		") AND owner = ?", append(int64s(ids), lease[:])...); err != nil {
+	args := append([]any{now.UTC()}, int64s(ids)...)
+	args = append(args, lease[:])
+	if _, err := e.ExecContext(ctx, "UPDATE "+s.T("sidecar_queue_leases")+" SET until = ? WHERE queue_id IN ("+placeholders(len(ids))+
+		") AND owner = ?", args...); err != nil {
 		return fmt.Errorf("release queue rows: %w", err)
 	}
 	return nil

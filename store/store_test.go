@@ -150,7 +150,7 @@ func TestClaimBatchLeases(t *testing.T) {
 	tx, err := s.BeginTx(ctx)
 	require.NoError(t, err)
 	defer tx.Rollback()
-	owned, err := s.Owned(ctx, tx, l1, append(ids(a), ids(b)...))
+	owned, err := s.Owned(ctx, tx, l1, append(ids(a), ids(b)...), now, time.Second)
 	require.NoError(t, err)
 	require.Len(t, owned, 4, "the fence: only l1's dispatches")
 	require.NoError(t, tx.Rollback())
@@ -168,12 +168,12 @@ func TestClaimBatchLeases(t *testing.T) {
 	tx, err = s.BeginTx(ctx)
 	require.NoError(t, err)
 	defer tx.Rollback()
-	owned, err = s.Owned(ctx, tx, l1, ids(a))
+	owned, err = s.Owned(ctx, tx, l1, ids(a), now.Add(31*time.Second), time.Second)
 	require.NoError(t, err)
-	// Contacts 2 to 4 had only the dispatch the dead worker held: taken
-	// over, so its late writes are fenced off. Contact 1's new claim took one
-	// of its older dispatches; the dead worker's stays its own, unwritten.
-	require.Equal(t, map[int64]bool{a[0].ID: true}, owned)
+	require.Empty(t, owned, "the dead worker's lease has ended: its late writes are fenced off")
+	owned, err = s.Owned(ctx, tx, l1, ids(a), now.Add(29500*time.Millisecond), time.Second)
+	require.NoError(t, err)
+	require.Empty(t, owned, "nor when less than the margin is left")
 	require.NoError(t, tx.Rollback())
 
 	var plan string
@@ -192,12 +192,14 @@ func TestQueueLeases(t *testing.T) {
 	require.NoError(t, tx.Commit())
 	tx, err = s.BeginTx(ctx)
 	require.NoError(t, err)
-	owned, err := s.OwnedQueueRows(ctx, tx, l, []int64{1, 2, 3, 4})
+	owned, err := s.OwnedQueueRows(ctx, tx, l, []int64{1, 2, 3, 4}, time.Now(), time.Second)
 	require.NoError(t, err)
 	require.Equal(t, map[int64]bool{1: true, 2: true, 3: true}, owned)
-	require.NoError(t, s.ReleaseQueueRows(ctx, tx, l, []int64{1, 2}))
+	require.NoError(t, s.ReleaseQueueRows(ctx, tx, l, []int64{1, 2}, time.Now()))
 	require.NoError(t, tx.Commit())
-	require.Equal(t, 1, db.Count(t, "sidecar_queue_leases", ""))
+	owned, err = s.OwnedQueueRows(ctx, db.DB, l, []int64{1, 2, 3}, time.Now(), time.Second)
+	require.NoError(t, err)
+	require.Equal(t, map[int64]bool{3: true}, owned, "released leases are over")
 	require.NoError(t, s.PurgeQueueLeases(ctx, time.Now().Add(2*time.Minute)))
 	require.Equal(t, 0, db.Count(t, "sidecar_queue_leases", ""))
 }
