@@ -591,28 +591,44 @@ func (s *DB) ReleaseContacts(ctx context.Context, e Queryer, lease Lease, ids []
 }
 
 // Owned returns the dispatches among ids that lease still holds with at
-// least margin left at now: the fence of a batch's writes. A claim takes
-// over only leases that have ended, so a lease with time left cannot change
-// hands before the batch commits. It is a plain read on purpose: a locking
-// read of an id list also locks the row after a run of consecutive ids,
-// which makes batches wait for each other.
+// least margin left at now, and locks them until tx ends: the fence of a
+// batch's writes. A claim takes over only leases that have ended and skips
+// locked rows, so a dispatch Owned returns cannot change hands before the
+// batch commits, however long the commit takes.
 func (s *DB) Owned(ctx context.Context, tx Queryer, lease Lease, ids []int64, now time.Time, margin time.Duration) (map[int64]bool, error) {
+	out, err := s.lockOwned(ctx, tx, "sidecar_dispatches", "id", "lease_owner", "run_at", lease, ids, now.Add(margin))
+	if err != nil {
+		return nil, fmt.Errorf("owned dispatches: %w", err)
+	}
+	return out, nil
+}
+
+// lockOwned locks the rows of table among ids that lease owns until after
+// after, and returns their ids. The lock is taken by a no-op UPDATE: a
+// locking SELECT of an id list would also lock the row after a run of
+// consecutive ids, which makes batches wait for each other; an UPDATE under
+// READ COMMITTED keeps only the rows it matched. The plain read after it
+// sees exactly those rows, which nobody else can change now.
+func (s *DB) lockOwned(ctx context.Context, tx Queryer, table, idCol, ownerCol, untilCol string, lease Lease, ids []int64, after time.Time) (map[int64]bool, error) {
 	ids = sortedUnique(ids)
 	out := make(map[int64]bool, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
-	args := append(int64s(ids), lease[:], now.Add(margin).UTC())
-	rows, err := tx.QueryContext(ctx, "SELECT id FROM "+s.T("sidecar_dispatches")+" WHERE id IN ("+placeholders(len(ids))+
-		") AND lease_owner = ? AND run_at > ?", args...)
+	where := " WHERE " + idCol + " IN (" + placeholders(len(ids)) + ") AND " + ownerCol + " = ? AND " + untilCol + " > ?"
+	args := append(int64s(ids), lease[:], after.UTC())
+	if _, err := tx.ExecContext(ctx, "UPDATE "+s.T(table)+" SET "+untilCol+" = "+untilCol+where, args...); err != nil {
+		return nil, err
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT "+idCol+" FROM "+s.T(table)+where, args...)
 	if err != nil {
-		return nil, fmt.Errorf("owned dispatches: %w", err)
+		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("owned dispatches: %w", err)
+			return nil, err
 		}
 		out[id] = true
 	}
@@ -667,29 +683,14 @@ func (s *DB) LeaseQueueRows(ctx context.Context, tx Queryer, ids []int64, lease 
 }
 
 // OwnedQueueRows returns the queue rows among ids that lease still holds
-// with at least margin left at now (the fence of a queue batch's writes; a
-// plain read, as Owned).
+// with at least margin left at now, and locks their leases until tx ends
+// (the fence of a queue batch's writes, as Owned).
 func (s *DB) OwnedQueueRows(ctx context.Context, tx Queryer, lease Lease, ids []int64, now time.Time, margin time.Duration) (map[int64]bool, error) {
-	ids = sortedUnique(ids)
-	out := make(map[int64]bool, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	args := append(int64s(ids), lease[:], now.Add(margin).UTC())
-	rows, err := tx.QueryContext(ctx, "SELECT queue_id FROM "+s.T("sidecar_queue_leases")+" WHERE queue_id IN ("+
-		placeholders(len(ids))+") AND owner = ? AND until > ?", args...)
+	out, err := s.lockOwned(ctx, tx, "sidecar_queue_leases", "queue_id", "owner", "until", lease, ids, now.Add(margin))
 	if err != nil {
 		return nil, fmt.Errorf("owned queue rows: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("owned queue rows: %w", err)
-		}
-		out[id] = true
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // ReleaseQueueRows ends lease's leases on the queue rows (an UPDATE: a

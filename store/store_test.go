@@ -181,6 +181,41 @@ func TestClaimBatchLeases(t *testing.T) {
 	require.NotContains(t, plan, "filesort", "the claim follows the (state, run_at) index")
 }
 
+// A batch whose write is slow keeps its dispatches: once the fence has
+// passed, a claim after the lease's end skips them instead of sending them
+// again, and the neighbouring dispatches stay claimable.
+func TestFenceHoldsUntilCommit(t *testing.T) {
+	db := testdb.New(t)
+	ctx := context.Background()
+	s := store.New(db.DB, db.Prefix)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	var batch []store.NewDispatch
+	for c := int64(1); c <= 4; c++ {
+		batch = append(batch, store.NewDispatch{ContactID: c, MessageID: 1, Key: store.KeyFor("", 0, 0, 1, c)})
+	}
+	_, err := s.Accept(ctx, batch, now.Add(-time.Second), time.Hour)
+	require.NoError(t, err)
+	l1, a, err := s.ClaimBatch(ctx, now, 2, 30*time.Second)
+	require.NoError(t, err)
+	require.Len(t, a, 2)
+
+	tx, err := s.BeginTx(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback()
+	owned, err := s.Owned(ctx, tx, l1, []int64{a[0].ID, a[1].ID}, now, time.Second)
+	require.NoError(t, err)
+	require.Len(t, owned, 2)
+
+	_, b, err := s.ClaimBatch(ctx, now.Add(31*time.Second), 10, 30*time.Second)
+	require.NoError(t, err)
+	var got []int64
+	for _, d := range b {
+		got = append(got, d.ContactID)
+	}
+	require.Equal(t, []int64{3, 4}, got, "the fenced dispatches are skipped, the others claimed")
+	require.NoError(t, tx.Commit())
+}
+
 func TestQueueLeases(t *testing.T) {
 	db := testdb.New(t)
 	ctx := context.Background()
