@@ -46,13 +46,25 @@ const keyword = "contactfield="
 func Find(text string) []string {
 	var out []string
 	seen := map[string]bool{}
+	// The next '{' and the next '%' (of %7B), each found with IndexByte,
+	// which is much faster on long HTML than IndexAny, and looked for
+	// again only once the scan has passed it.
+	brace, pct := strings.IndexByte(text, '{'), strings.IndexByte(text, '%')
 	for i := 0; i < len(text); {
-		// Jump to the next possible start: '{' or '%' (of %7B).
-		j := strings.IndexAny(text[i:], "{%")
-		if j < 0 {
-			break
+		if brace >= 0 && brace < i {
+			brace = indexFrom(text, '{', i)
 		}
-		i += j
+		if pct >= 0 && pct < i {
+			pct = indexFrom(text, '%', i)
+		}
+		switch {
+		case brace < 0 && pct < 0:
+			return out
+		case pct < 0 || (brace >= 0 && brace < pct):
+			i = brace
+		default:
+			i = pct
+		}
 		end, ok := matchAt(text, i)
 		if !ok {
 			i++
@@ -66,6 +78,14 @@ func Find(text string) []string {
 		i = end
 	}
 	return out
+}
+
+// indexFrom returns the index of the first c in text at or after i, or -1.
+func indexFrom(text string, c byte, i int) int {
+	if k := strings.IndexByte(text[i:], c); k >= 0 {
+		return i + k
+	}
+	return -1
 }
 
 // matchAt reports whether a token starts at text[i] and where it ends.
@@ -225,7 +245,12 @@ func Replace(text string, tokens map[string]string, caseInsensitive bool) string
 	}
 	type key struct{ k, fold string }
 	keys := make([]key, 0, len(tokens))
-	var first [256]bool
+	var firsts []byte // distinct first bytes a match can start with
+	addFirst := func(c byte) {
+		if strings.IndexByte(string(firsts), c) < 0 {
+			firsts = append(firsts, c)
+		}
+	}
 	for k := range tokens {
 		if k == "" {
 			continue
@@ -233,9 +258,14 @@ func Replace(text string, tokens map[string]string, caseInsensitive bool) string
 		f := k
 		if caseInsensitive {
 			f = asciiLower(k)
+			addFirst(f[0])
+			if 'a' <= f[0] && f[0] <= 'z' {
+				addFirst(f[0] - ('a' - 'A'))
+			}
+		} else {
+			addFirst(k[0])
 		}
 		keys = append(keys, key{k, f})
-		first[f[0]] = true
 	}
 	if len(keys) == 0 {
 		return text
@@ -246,17 +276,30 @@ func Replace(text string, tokens map[string]string, caseInsensitive bool) string
 		}
 		return keys[i].k < keys[j].k
 	})
-	hay := text
-	if caseInsensitive {
-		hay = asciiLower(text)
+	// next[n] is the next position >= the scan of firsts[n], -1 when there
+	// is none: each first byte is found with IndexByte, which is fast on
+	// long HTML, and looked for again only once the scan passes it.
+	next := make([]int, len(firsts))
+	for n, c := range firsts {
+		next[n] = strings.IndexByte(text, c)
 	}
 	var b strings.Builder
 	last := 0
-	for i := 0; i < len(hay); {
-		if !first[hay[i]] {
-			i++
-			continue
+	for i := 0; ; {
+		// The nearest candidate at or after i.
+		at := -1
+		for n, c := range firsts {
+			if next[n] >= 0 && next[n] < i {
+				next[n] = indexFrom(text, c, i)
+			}
+			if next[n] >= 0 && (at < 0 || next[n] < at) {
+				at = next[n]
+			}
 		}
+		if at < 0 {
+			break
+		}
+		i = at
 		// keys are sorted longest first: the first folded match fixes the
 		// length; an exact-case key of that length is preferred.
 		match := ""
@@ -264,14 +307,14 @@ func Replace(text string, tokens map[string]string, caseInsensitive bool) string
 			if match != "" && len(k.k) < len(match) {
 				break
 			}
-			if !strings.HasPrefix(hay[i:], k.fold) {
+			if len(text)-i < len(k.k) {
 				continue
 			}
 			if strings.HasPrefix(text[i:], k.k) {
 				match = k.k
 				break
 			}
-			if match == "" {
+			if match == "" && caseInsensitive && asciiEqualFold(text[i:i+len(k.fold)], k.fold) {
 				match = k.k
 			}
 		}
@@ -280,7 +323,7 @@ func Replace(text string, tokens map[string]string, caseInsensitive bool) string
 			continue
 		}
 		if b.Len() == 0 {
-			b.Grow(len(text))
+			b.Grow(len(text) + len(text)/16)
 		}
 		b.WriteString(text[last:i])
 		b.WriteString(tokens[match])
@@ -292,6 +335,25 @@ func Replace(text string, tokens map[string]string, caseInsensitive bool) string
 	}
 	b.WriteString(text[last:])
 	return b.String()
+}
+
+// asciiEqualFold reports whether s, lowered ASCII-only, equals lower (which
+// is already lower-case). Unlike strings.EqualFold it folds nothing beyond
+// A-Z, as PHP's str_ireplace.
+func asciiEqualFold(s, lower string) bool {
+	if len(s) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // Contact replaces the contact tokens of text for c with exact-case
