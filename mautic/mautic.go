@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -65,6 +66,14 @@ func NormalizeDSN(dsn string) (*mysql.Config, error) {
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
 	cfg.InterpolateParams = true
+	// Time arguments are sent as text; with nanoseconds ('...:07.014176602')
+	// MariaDB cannot use an index on a DATETIME(6) column for them and
+	// scans the table (EXPLAIN: a claim's lease check, the status page's
+	// last hour, the dedup key purge). No column holds more than
+	// microseconds, so nothing is lost.
+	if err := cfg.Apply(mysql.TimeTruncate(time.Microsecond)); err != nil {
+		return nil, fmt.Errorf("parse MAUTIC_DB_DSN: %w", err)
+	}
 	if cfg.Collation == "" || !strings.HasPrefix(cfg.Collation, "utf8mb4") {
 		cfg.Collation = "utf8mb4_unicode_ci"
 	}
@@ -94,6 +103,9 @@ type DB struct {
 	prefix string
 	q      queries
 	mcfg   *mysql.Config // as opened (nil when wrapped)
+	// noScheduledIndex is set when message_queue has no index named
+	// message_scheduled_date (ClaimDueQueueRows then gives no hint).
+	noScheduledIndex atomic.Bool
 }
 
 // Open connects to Mautic's database and checks that it answers.

@@ -3,8 +3,11 @@ package mautic
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // Queue statuses Mautic writes in message_queue.status.
@@ -156,10 +159,27 @@ func (db *DB) ClaimDueQueueRows(ctx context.Context, tx Querier, channels []stri
 	args = append(args, now.UTC(), limit)
 	// Rows leased by a sidecar batch (sidecar_queue_leases) are skipped too:
 	// their transaction has ended but their processing has not.
-	rows, err := tx.QueryContext(ctx, "SELECT "+queueCols+" FROM "+db.T("message_queue")+
-		" q WHERE scheduled_date >= ? AND scheduled_date <= ? AND success = 0 AND attempts < max_attempts AND channel IN ("+inPlaceholders(len(channels))+")"+
-		" AND NOT EXISTS (SELECT 1 FROM "+db.T("sidecar_queue_leases")+" l WHERE l.queue_id = q.id AND l.until > ?)"+
-		" ORDER BY scheduled_date, id LIMIT ? FOR UPDATE SKIP LOCKED", args...)
+	query := func(hint string) string {
+		return "SELECT " + queueCols + " FROM " + db.T("message_queue") + " q" + hint +
+			" WHERE scheduled_date >= ? AND scheduled_date <= ? AND success = 0 AND attempts < max_attempts AND channel IN (" +
+			inPlaceholders(len(channels)) + ")" +
+			" AND NOT EXISTS (SELECT 1 FROM " + db.T("sidecar_queue_leases") + " l WHERE l.queue_id = q.id AND l.until > ?)" +
+			" ORDER BY scheduled_date, id LIMIT ? FOR UPDATE SKIP LOCKED"
+	}
+	// The index is forced: when the pending rows are a small share of the
+	// table, the server prefers message_success and sorts the due rows
+	// (EXPLAIN: Using filesort), which locks every due row, so that
+	// concurrent claims get none (internal/plans). A Mautic without an
+	// index of that name runs the statement as the server plans it.
+	hint := " FORCE INDEX (`" + db.prefix + "message_scheduled_date`)"
+	if db.noScheduledIndex.Load() {
+		hint = ""
+	}
+	rows, err := tx.QueryContext(ctx, query(hint), args...)
+	if hint != "" && isMissingIndex(err) {
+		db.noScheduledIndex.Store(true)
+		rows, err = tx.QueryContext(ctx, query(""), args...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("claim queue rows: %w", err)
 	}
@@ -168,6 +188,13 @@ func (db *DB) ClaimDueQueueRows(ctx context.Context, tx Querier, channels []stri
 		return nil, fmt.Errorf("claim queue rows: %w", err)
 	}
 	return list, nil
+}
+
+// isMissingIndex reports whether err is MySQL's "key does not exist in
+// table" (an index hint naming a missing index).
+func isMissingIndex(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1176
 }
 
 // PendingQueueFloor returns the earliest scheduled_date of the pending rows

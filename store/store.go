@@ -784,6 +784,10 @@ func (s *DB) Latest(ctx context.Context, state string, limit int) ([]Dispatch, e
 	if state != "" {
 		q += " WHERE state = ?"
 		args = append(args, state)
+	} else {
+		// On a small table the server may rather read it all and sort
+		// (internal/plans); the newest rows are the end of this index.
+		q += " FORCE INDEX (`" + s.prefix + "sidecar_dispatch_updated`)"
 	}
 	q += " ORDER BY updated_at DESC, id DESC LIMIT ?"
 	args = append(args, limit)
