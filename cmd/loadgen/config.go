@@ -21,10 +21,11 @@ const (
 	phaseE2E    = "e2e"
 	phaseQueue  = "queue"
 	phaseMemory = "memory"
+	phasePlans  = "plans"
 	phaseDecide = "decide"
 )
 
-var allPhases = []string{phaseFloor, phaseIntake, phaseE2E, phaseQueue, phaseMemory, phaseDecide}
+var allPhases = []string{phaseFloor, phaseIntake, phaseE2E, phaseQueue, phaseMemory, phasePlans, phaseDecide}
 
 // config is the command line.
 type config struct {
@@ -163,7 +164,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the generated dataset")
 	fs.IntVar(&c.Contacts, "contacts", 100000, "contacts in the dataset (also the e2e backlog: one dispatch per contact)")
 	fs.Var(&c.Intake, "intake", "intake requests (a count, default --contacts) or a duration such as 30s")
-	fs.IntVar(&c.QueueRows, "queue-rows", 20000, "due message_queue rows for the queue phase")
+	fs.IntVar(&c.QueueRows, "queue-rows", 20000, "due message_queue rows for the queue phase (the plans phase: sent rows, and 2% as many pending)")
 	fs.IntVar(&c.MemoryBacklog, "memory-backlog", 100000, "dispatches taken in (then routed) by the memory phase")
 	fs.IntVar(&c.Clients, "clients", 32, "concurrent HTTP clients and floor connections")
 	fs.DurationVar(&c.FloorFor, "floor-time", 5*time.Second, "duration of each floor measurement")
@@ -171,7 +172,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.Poll, "poll", 250*time.Millisecond, "how often the database is polled for progress")
 	fs.StringVar(&c.Sidecar, "sidecar", "bin/sidecar", "sidecar binary")
 	fs.Var(&c.Workers, "workers", "SIDECAR_WORKERS of the routing phases (default: the sidecar's)")
-	fs.Var(&c.Batch, "batch", "SIDECAR_BATCH_SIZE (default: the sidecar's)")
+	fs.Var(&c.Batch, "batch", "SIDECAR_BATCH_SIZE, and the plans phase's batch (default: the sidecar's, 64)")
 	fs.Var(listFlag{&c.Env}, "env", "KEY=VALUE passed to the sidecar (repeatable); SIDECAR_* and GO* variables of loadgen's environment are passed too")
 	phases := fs.String("phases", "all", "comma-separated phases: "+strings.Join(allPhases, ",")+" (all: every one)")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the database afterwards")

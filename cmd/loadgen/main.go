@@ -41,6 +41,11 @@
 //	memory  --memory-backlog webhook calls to an intake-only sidecar, then a
 //	        sidecar with workers routes that backlog; the peak RSS (VmHWM) of
 //	        both processes.
+//	plans   adds the history a sidecar leaves (routed dispatches next to a due
+//	        backlog, a drained message_queue, lock rows, companies), runs the
+//	        hot reads of a batch of --batch (default 64) contacts and EXPLAINs
+//	        them (internal/plans); prints a Markdown table, and fails when a
+//	        read scans a table of more than 1000 rows or a claim sorts.
 //	decide  `go test -bench BenchmarkDecide ./bridge/` (needs the source tree).
 //
 // Sidecar settings: --workers, --batch, --env KEY=VALUE, and any SIDECAR_*
@@ -316,6 +321,9 @@ func (r *runner) runPhases(ctx context.Context, rep *report) {
 			if err == nil {
 				rep.Warnings = append(rep.Warnings, deliveryCheck(phase, rep.Memory.Delivered, rep.Memory.Outcomes)...)
 			}
+		case phasePlans:
+			rep.Plans, err = r.runPlans(ctx)
+			fail(phase, err)
 		}
 	}
 }

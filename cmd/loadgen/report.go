@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/mautic-mm/sidecar/internal/plans"
 )
 
 // The targets of issue #6.
@@ -36,6 +38,7 @@ type report struct {
 	E2E      *e2ePhase      `json:"e2e,omitempty"`
 	Queue    *queuePhase    `json:"queue,omitempty"`
 	Memory   *memoryPhase   `json:"memory,omitempty"`
+	Plans    *plansPhase    `json:"plans,omitempty"`
 	Decide   *decidePhase   `json:"decide,omitempty"`
 	Errors   []string       `json:"errors,omitempty"`
 	Figures  []figure       `json:"figures"`
@@ -122,6 +125,12 @@ func (r *report) figures() []figure {
 			Pass: ptr(m.Peak > 0 && mb < targetRSS && m.Drain.Complete),
 			Note: fmt.Sprintf("VmHWM %.1f MB taking in %d, %.1f MB routing them", float64(m.IntakeSidecar.HWM)/(1<<20), m.Backlog,
 				float64(m.RouteSidecar.HWM)/(1<<20))})
+	}
+	if p := r.Plans; p != nil {
+		out = append(out, figure{Name: "hot read plans", Value: ptr(float64(len(p.Problems))), Unit: "problems", Target: "0",
+			Pass: ptr(len(p.Problems) == 0),
+			Note: fmt.Sprintf("%d statements EXPLAINed for a batch of %d contacts; a problem is a full scan of a table of more than %d rows,"+
+				" or a claim that sorts", len(p.Plans), p.Batch, plans.DefaultBigTable)})
 	}
 	if d := r.Decide; d != nil {
 		out = append(out, figure{Name: "routing decision", Value: ptr(d.PerSecond), Unit: "decisions/s",
@@ -212,6 +221,15 @@ func (r *report) render(w io.Writer) error {
 		}
 	}
 	r.renderDetails(w)
+	if p := r.Plans; p != nil {
+		fmt.Fprintf(w, "\nquery plans (EXPLAIN) at %d contacts, a batch of %d:\n\n", r.Config["contacts"], p.Batch)
+		if err := plans.Markdown(w, p.Plans); err != nil {
+			return err
+		}
+		for _, pr := range p.Problems {
+			fmt.Fprintf(w, "problem: %s\n", pr)
+		}
+	}
 	fmt.Fprintln(w)
 	m := r.Machine
 	fmt.Fprintf(w, "machine: %d CPUs (%s), %s RAM, kernel %s, load average at start %s\n", m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.LoadAvg)
@@ -296,6 +314,10 @@ func (r *report) renderDetails(w io.Writer) {
 		}
 		sidecar("memory intake", m.IntakeSidecar, int64(m.Intake.OK), "request")
 		sidecar("memory routing", m.RouteSidecar, int64(m.Intake.Accepted)-m.Drain.Left, "dispatch")
+	}
+	if p := r.Plans; p != nil {
+		line("plans", "rows added first (then analyzed): %s; %.1fs in all", settingsLine(rowsLine(p.Fixtures)), p.Seconds)
+		line("plans", "%s", p.Settle)
 	}
 }
 
