@@ -711,9 +711,22 @@ func (s *DB) ReleaseQueueRows(ctx context.Context, e Queryer, lease Lease, ids [
 }
 
 // PurgeQueueLeases deletes queue leases that ended before cutoff.
+//
+// It deletes in chunks of 2,000 rows (short statements that do not hold up
+// claims), up to 100,000 rows a call: more than the queue worker leases
+// between two calls at any rate this machine reaches.
 func (s *DB) PurgeQueueLeases(ctx context.Context, cutoff time.Time) error {
-	_, err := s.db.ExecContext(ctx, "DELETE FROM "+s.T("sidecar_queue_leases")+" WHERE until < ? LIMIT 10000", cutoff.UTC())
-	return err
+	const chunk, rounds = 2000, 50
+	for range rounds {
+		res, err := s.db.ExecContext(ctx, "DELETE FROM "+s.T("sidecar_queue_leases")+" WHERE until < ? LIMIT ?", cutoff.UTC(), chunk)
+		if err != nil {
+			return fmt.Errorf("purge queue leases: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n < chunk {
+			return err
+		}
+	}
+	return nil
 }
 
 // Save writes the new state of dispatches held by tx (one statement).

@@ -237,6 +237,16 @@ func TestQueueLeases(t *testing.T) {
 	require.Equal(t, map[int64]bool{3: true}, owned, "released leases are over")
 	require.NoError(t, s.PurgeQueueLeases(ctx, time.Now().Add(2*time.Minute)))
 	require.Equal(t, 0, db.Count(t, "sidecar_queue_leases", ""))
+
+	// More ended leases than one chunk of the purge; the ones still running stay.
+	many := make([]int64, 4500)
+	for i := range many {
+		many[i] = int64(i + 1)
+	}
+	require.NoError(t, s.LeaseQueueRows(ctx, db.DB, many, l, time.Now().Add(-time.Hour)))
+	require.NoError(t, s.LeaseQueueRows(ctx, db.DB, []int64{9001, 9002}, l, time.Now().Add(time.Hour)))
+	require.NoError(t, s.PurgeQueueLeases(ctx, time.Now()))
+	require.Equal(t, 2, db.Count(t, "sidecar_queue_leases", ""))
 }
 
 func TestRetry(t *testing.T) {
