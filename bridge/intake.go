@@ -115,6 +115,9 @@ func (in *Intake) Close() {
 	in.wg.Wait()
 }
 
+// Backlog returns the last known number of accepted dispatches.
+func (in *Intake) Backlog() int64 { return in.backlog.Load() }
+
 // RefreshBacklog re-reads the number of accepted dispatches.
 func (in *Intake) RefreshBacklog(ctx context.Context) error {
 	n, err := in.store.Backlog(ctx)
