@@ -235,6 +235,10 @@ func (p *Pipeline) RunOnce(ctx context.Context) (int, error) {
 	if p.metrics != nil {
 		p.metrics.ClaimLag.Set(max(now.Sub(claimed[0].RunAt), 0).Seconds())
 	}
+	// The contacts are held from here on. The claim may have waited for
+	// another batch's write on one of them: route as of now, not as of
+	// before the claim.
+	now = p.now()
 	jobs := make([]*job, 0, len(claimed))
 	wants := make([]want, 0, len(claimed))
 	for _, d := range claimed {
@@ -479,11 +483,13 @@ func (p *Pipeline) commit(ctx context.Context, lease store.Lease, jobs []*job, n
 			break
 		}
 		// Giving up here would send the batch again when its lease ends:
-		// retry conflicts for as long as the lease lasts.
-		if !store.Retryable(err) || ctx.Err() != nil {
+		// retry conflicts, and a database that went away, for as long as
+		// the lease lasts (the fence makes a write that did land a no-op),
+		// unless a hard stop wants the worker back.
+		if (!store.Retryable(err) && !isDBError(err)) || ctx.Err() != nil || p.hardCtx.Err() != nil {
 			return fmt.Errorf("commit batch: %w", err)
 		}
-		p.log.Debug("batch write hit a lock conflict, writing it again (nothing is re-sent)", "attempt", attempt+1, "err", err)
+		p.log.Debug("batch write failed, writing it again (nothing is re-sent)", "attempt", attempt+1, "err", err)
 		time.Sleep(backoffDelay(attempt+1, 5*time.Millisecond, 200*time.Millisecond))
 	}
 	contacts := make([]int64, len(jobs))
@@ -497,8 +503,21 @@ func (p *Pipeline) commit(ctx context.Context, lease store.Lease, jobs []*job, n
 	return nil
 }
 
+// writeBound bounds a batch's write transaction once its fence holds. It
+// outlasts the lease on purpose: the fence has locked the batch's
+// dispatches and contacts, claims skip or wait for them, and a write held
+// up in the database (a lock wait on a contact's leads row, a slow disk)
+// must finish rather than be cancelled, which would send the batch again
+// when nobody holds it. It is longer than InnoDB's default lock wait
+// timeout (50 s), so the database gives up first.
+const writeBound = 2 * time.Minute
+
+// writeTx runs the fence under ctx, which ends with the lease, and the
+// write after it under a context of its own (writeBound).
 func (p *Pipeline) writeTx(ctx context.Context, lease store.Lease, jobs []*job, now time.Time) error {
-	tx, err := p.store.BeginTx(ctx)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeBound)
+	defer cancel()
+	tx, err := p.store.BeginTx(wctx)
 	if err != nil {
 		return err
 	}
@@ -512,6 +531,10 @@ func (p *Pipeline) writeTx(ctx context.Context, lease store.Lease, jobs []*job, 
 	if err != nil {
 		return err
 	}
+	if err := p.store.LockContacts(ctx, tx, lease, contacts); err != nil {
+		return err
+	}
+	ctx = wctx
 	keep := jobs[:0:0]
 	for _, j := range jobs {
 		if owned[j.d.ID] {

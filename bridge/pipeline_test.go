@@ -319,3 +319,31 @@ func TestRefusedBeforeTheProviderIsNoAttempt(t *testing.T) {
 		"email:failed_transient:provider_transient_exhausted", "sms:sent"}, traceOf(d))
 	require.Equal(t, 1, d.Attempts, "only the SMS was a provider call")
 }
+
+// TestRoutesAsOfAfterTheClaim: a claim can wait for another batch's write
+// on the contact (the fence locks it); the batch then reads the contact's
+// sends as of after the claim, so a send written in the meantime counts
+// toward the limit. The clock is moved on between the claim and the load,
+// with the other send dated in between.
+func TestRoutesAsOfAfterTheClaim(t *testing.T) {
+	h := newHarness(t)
+	c := h.content()
+	msg := h.message(seed.Channel{Channel: "email", ChannelID: c.email}, seed.Channel{Channel: "sms", ChannelID: c.sms})
+	id := h.contact(seed.Contact{Email: "a@example.test", Mobile: "+14155550123"})
+	h.rule(seed.Rule{ContactID: id, Channel: "email", Limit: lim(1, mautic.Day)})
+	did := h.dispatch(id, msg)
+
+	real := time.Now().UTC()
+	require.NoError(t, h.s.EmailStat(h.ctx, id, c.email, real.Add(15*time.Second)))
+	calls := 0
+	h.app.pipeline.now = func() time.Time {
+		calls++
+		if calls == 1 {
+			return real.Add(10 * time.Second) // the claim
+		}
+		return real.Add(20 * time.Second)
+	}
+	h.runUntilIdle(h.app)
+	d := h.get(did)
+	require.Equal(t, []string{"email:skipped:frequency", "sms:sent"}, traceOf(d), "the email sent after the claim began counts")
+}

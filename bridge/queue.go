@@ -148,6 +148,7 @@ func (q *QueueWorker) RunOnce(ctx context.Context) (int, error) {
 		}
 		return 0, err
 	}
+	now = q.now() // the contacts are held from here on (see Pipeline.RunOnce)
 	wants := make([]want, len(jobs))
 	for i, j := range jobs {
 		wants[i] = want{ContactID: j.row.ContactID, Channels: []string{j.row.Channel}, Content: map[string]int64{j.row.Channel: j.row.ChannelID}}
@@ -174,7 +175,10 @@ func (q *QueueWorker) RunOnce(ctx context.Context) (int, error) {
 			break
 		}
 		// Giving up would send the rows again when the lease ends.
-		if !store.Retryable(err) || wctx.Err() != nil {
+		// Retried on conflicts and on a database that went away, for as
+		// long as the lease lasts (the fence makes a write that did land
+		// a no-op), unless a hard stop wants the worker back.
+		if (!store.Retryable(err) && !isDBError(err)) || wctx.Err() != nil || q.hardCtx.Err() != nil {
 			return 0, fmt.Errorf("commit queue batch: %w", err)
 		}
 		time.Sleep(backoffDelay(attempt+1, 5*time.Millisecond, 200*time.Millisecond))
@@ -272,9 +276,13 @@ func (q *QueueWorker) release(lease store.Lease, jobs []*queueJob) {
 }
 
 // writeTx writes a batch's outcome for the rows the lease still holds, and
-// ends the batch's leases.
+// ends the batch's leases. The fence runs under ctx, which ends with the
+// lease; the write after it under a context of its own, as the pipeline's
+// (writeBound).
 func (q *QueueWorker) writeTx(ctx context.Context, lease store.Lease, jobs []*queueJob, now time.Time) error {
-	tx, err := q.store.BeginTx(ctx)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeBound)
+	defer cancel()
+	tx, err := q.store.BeginTx(wctx)
 	if err != nil {
 		return err
 	}
@@ -288,6 +296,10 @@ func (q *QueueWorker) writeTx(ctx context.Context, lease store.Lease, jobs []*qu
 	if err != nil {
 		return err
 	}
+	if err := q.store.LockContacts(ctx, tx, lease, contacts); err != nil {
+		return err
+	}
+	ctx = wctx
 	var keep []*queueJob
 	for _, j := range jobs {
 		if owned[j.row.ID] {

@@ -123,7 +123,7 @@ func (db *DB) InsertEmailStats(ctx context.Context, e Execer, stats []EmailStat)
 			tokens = []byte("a:0:{}")
 		}
 		src, srcID := s.Source.args()
-		rows = append(rows, []any{nullInt(s.EmailID), nullInt(s.ContactID), s.EmailAddress, nil, nil, s.DateSent.UTC(), false, false,
+		rows = append(rows, []any{nullInt(s.EmailID), nullInt(s.ContactID), s.EmailAddress, nil, nil, mautic0(s.DateSent), false, false,
 			false, nil, nullString(s.TrackingHash), 0, src, srcID, string(tokens), nullString(s.CopyID), 0, nil, "a:0:{}"})
 	}
 	return insertRows(ctx, e, db.T("email_stats"), emailStatCols, rows)
@@ -373,7 +373,7 @@ func (db *DB) InsertSMSStats(ctx context.Context, e Execer, stats []SMSStat) err
 		if details == "" {
 			details = "[]"
 		}
-		rows = append(rows, []any{nullInt(s.SMSID), nullInt(s.ContactID), nil, nil, s.DateSent.UTC(), s.Failed,
+		rows = append(rows, []any{nullInt(s.SMSID), nullInt(s.ContactID), nil, nil, mautic0(s.DateSent), s.Failed,
 			nullString(s.TrackingHash), src, srcID, "a:0:{}", details})
 	}
 	return insertRows(ctx, e, db.T("sms_message_stats"), smsStatCols, rows)
@@ -396,7 +396,7 @@ func (db *DB) InsertPushStats(ctx context.Context, e Execer, stats []PushStat) e
 	rows := make([][]any, 0, len(stats))
 	for _, s := range stats {
 		src, srcID := s.Source.args()
-		rows = append(rows, []any{nullInt(s.NotificationID), nullInt(s.ContactID), nil, nil, s.DateSent.UTC(), nil, false, nil,
+		rows = append(rows, []any{nullInt(s.NotificationID), nullInt(s.ContactID), nil, nil, mautic0(s.DateSent), nil, false, nil,
 			nil, 0, src, srcID, "a:0:{}", nil, nil, nil})
 	}
 	return insertRows(ctx, e, db.T("push_notification_stats"), pushStatCols, rows)
@@ -420,7 +420,7 @@ func (db *DB) InsertTweetStats(ctx context.Context, e Execer, stats []TweetStat)
 	rows := make([][]any, 0, len(stats))
 	for _, s := range stats {
 		src, srcID := s.Source.args()
-		rows = append(rows, []any{nullInt(s.TweetID), nullString(s.TwitterTweetID), nullInt(s.ContactID), s.Handle, s.DateSent.UTC(),
+		rows = append(rows, []any{nullInt(s.TweetID), nullString(s.TwitterTweetID), nullInt(s.ContactID), s.Handle, mautic0(s.DateSent),
 			false, 0, src, srcID, 0, 0, nil})
 	}
 	return insertRows(ctx, e, db.T("tweet_stats"), tweetStatCols, rows)
@@ -529,3 +529,9 @@ func (db *DB) ContactsByPhoneDigits(ctx context.Context, digits string) ([]Phone
 	}
 	return out, rows.Err()
 }
+
+// mautic0 is a time as Mautic stores it in a DATETIME without fractional
+// seconds: UTC, cut (not rounded) to the second, as PHP's 'Y-m-d H:i:s'
+// does. Bound as a value with a fraction, MySQL would round it, possibly
+// into the next second, after the moment a frequency count reads as now.
+func mautic0(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }

@@ -603,6 +603,22 @@ func (s *DB) Owned(ctx context.Context, tx Queryer, lease Lease, ids []int64, no
 	return out, nil
 }
 
+// LockContacts locks, until tx ends, the contact leases among ids that
+// lease still holds: part of a batch's fence. A claim that would take over
+// such a contact after the lease's end waits for the batch's write instead,
+// so the contact's next dispatch is routed with this batch's sends counted.
+func (s *DB) LockContacts(ctx context.Context, tx Queryer, lease Lease, ids []int64) error {
+	ids = sortedUnique(ids)
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE "+s.T("sidecar_contact_locks")+" SET until = until WHERE contact_id IN ("+
+		placeholders(len(ids))+") AND owner = ?", append(int64s(ids), lease[:])...); err != nil {
+		return fmt.Errorf("lock contacts: %w", err)
+	}
+	return nil
+}
+
 // lockOwned locks the rows of table among ids that lease owns until after
 // after, and returns their ids. The lock is taken by a no-op UPDATE: a
 // locking SELECT of an id list would also lock the row after a run of
