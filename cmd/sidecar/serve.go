@@ -138,15 +138,7 @@ func startServer(ctx context.Context, cfg Config, db *mautic.DB, log *slog.Logge
 		},
 	}, db, set.Registry, log, metrics)
 	app.SetTweets(mautic.HasTweets(problems))
-	hs := &http.Server{
-		Handler:           app.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	hs := newHTTPServer(app.Handler(), log, apiLimits())
 	app.Start()
 	s := &server{cfg: cfg, log: log, http: hs, app: app, senders: set, errc: make(chan error, 1),
 		URL: "http://" + ln.Addr().String()}
@@ -158,6 +150,35 @@ func startServer(ctx context.Context, cfg Config, db *mautic.DB, log *slog.Logge
 	}()
 	log.Info("serving", "addr", ln.Addr().String(), "queue", cfg.Queue, "workers", cfg.Workers, "version", version)
 	return s, nil
+}
+
+// httpLimits bound what one client can hold of the HTTP server.
+type httpLimits struct {
+	ReadHeader time.Duration // the request line and headers (slow-header clients)
+	Read       time.Duration // the whole request, body included (slow bodies)
+	Write      time.Duration // from the end of the headers to the end of the answer
+	Idle       time.Duration // a keep-alive connection between requests
+	MaxHeader  int           // bytes of request line and headers; more is a 431
+}
+
+// apiLimits are the API's limits: a webhook call is one small request (a
+// body of at most 64 KiB) answered within the intake's 20 s bound.
+func apiLimits() httpLimits {
+	return httpLimits{ReadHeader: 5 * time.Second, Read: 30 * time.Second, Write: 60 * time.Second, Idle: 120 * time.Second,
+		MaxHeader: 64 << 10}
+}
+
+// newHTTPServer is the API's http.Server with limits l.
+func newHTTPServer(h http.Handler, log *slog.Logger, l httpLimits) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: l.ReadHeader,
+		ReadTimeout:       l.Read,
+		WriteTimeout:      l.Write,
+		IdleTimeout:       l.Idle,
+		MaxHeaderBytes:    l.MaxHeader,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 // stop shuts down gracefully within SIDECAR_SHUTDOWN_TIMEOUT: stop

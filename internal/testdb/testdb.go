@@ -61,6 +61,7 @@ type options struct {
 	noSchema     bool
 	noMigrations bool
 	prefix       *string
+	server       string
 }
 
 // WithoutSchema leaves Mautic's tables out.
@@ -71,6 +72,11 @@ func WithoutMigrations() Option { return func(o *options) { o.noMigrations = tru
 
 // WithPrefix overrides the run's table prefix.
 func WithPrefix(p string) Option { return func(o *options) { o.prefix = &p } }
+
+// WithServer creates the database on another server (a go-sql-driver DSN
+// without a database name) instead of the test server: a private server a
+// test may stop and restart.
+func WithServer(dsn string) Option { return func(o *options) { o.server = dsn } }
 
 // New creates a fresh database, loads the schema and migrations, and drops the
 // database when the test ends.
@@ -88,6 +94,9 @@ func New(tb testing.TB, opts ...Option) *DB {
 		tb.Fatalf("SIDECAR_TEST_PREFIX: %v", err)
 	}
 	server := ServerDSN()
+	if o.server != "" {
+		server = o.server
+	}
 	scfg, err := mysql.ParseDSN(server)
 	if err != nil {
 		tb.Fatalf("MYSQL_TEST_DSN: %v", err)

@@ -1,0 +1,181 @@
+package faults
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mautic-mm/sidecar/channels/sandbox"
+	"github.com/mautic-mm/sidecar/internal/testdb"
+)
+
+// TestDatabaseOutage: under a steady webhook load, the database (a private
+// mariadbd, never the shared test server) is killed for 10 seconds and
+// started again on the same data directory. While it is down every call is
+// answered 503 database_unavailable at once and nothing of those calls is
+// recorded; /readyz says 503; when it is back the sidecar accepts and sends
+// again by itself (no restart); every call answered 200 ends sent.
+func TestDatabaseOutage(t *testing.T) {
+	outage := 10 * time.Second
+	if soak() {
+		outage = 60 * time.Second
+	}
+	maria := startMariaDB(t)
+	db := testdb.New(t, testdb.WithServer(maria.ServerDSN()))
+	ds := newDataset(t, db)
+	msg := ds.message("email", "sms", "notification", "hook")
+	const rate = 150
+	n := int(rate * (outage.Seconds() + 25))
+	ds.contacts(1, int64(n), crashReach)
+	prov := startProviders(t)
+	prov.http.SetFault("", sandbox.Behavior{Delay: 20 * time.Millisecond})
+	// Longer than the outage: a batch whose sends were done when the
+	// database went away writes its outcome when it is back, within the
+	// lease, so nothing is sent twice. (The soak's outage outlasts it.)
+	const lease = 15 * time.Second
+	sc := startSidecar(t, "outage", "", with(merge(baseEnv(db), prov.env()), "SIDECAR_LEASE="+lease.String()))
+
+	keyOf := func(i int) string { return "outage-" + strconv.Itoa(i) }
+	l := startLoad(loadSpec{N: n, Clients: 8, Rate: rate, For: 5 * time.Minute,
+		URL:  func(int) string { return sc.URL() },
+		Form: func(i int) url.Values { return ds.form(int64(i+1), msg, ds.eventID, keyOf(i)) }})
+	t.Cleanup(func() { l.Stop(); l.Wait() })
+	eventually(t, 2*time.Minute, "the load to run with sends under way", func() bool {
+		return l.OK() >= 5*rate && prov.delivered() >= 2*rate
+	})
+
+	// A call answered between the signal and the server's exit (reaped
+	// below) can already see the connection gone: in doubt from killAt.
+	killAt := time.Now()
+	maria.kill()
+	down := time.Now()
+	okAtDown := l.OK()
+	readyz := map[int]int{}
+	for time.Since(down) < outage {
+		readyz[getStatus(t, sc.URL()+"/readyz")]++
+		time.Sleep(500 * time.Millisecond) // the outage lasts this long whatever happens
+	}
+	restart := time.Now()
+	maria.start()
+	up := time.Now()
+	// Dispatches leased before the outage and still leased now: their sends
+	// may have happened without their outcome being written.
+	window := leasedBefore(t, db, down.Add(lease+time.Second))
+	t.Logf("database down %s (restart took %s); %d dispatches were leased when it went down and not written",
+		restart.Sub(down).Round(time.Millisecond), up.Sub(restart).Round(time.Millisecond), len(window))
+
+	var firstOK time.Time
+	eventually(t, 60*time.Second, "a webhook call made after the database came back to be accepted", func() bool {
+		firstOK = l.firstOKSentAfter(up)
+		return !firstOK.IsZero()
+	})
+	okAtUp := l.OK()
+	eventually(t, 2*time.Minute, "the load to go on after the outage", func() bool { return l.OK() >= okAtUp+5*rate })
+	l.Stop()
+	res := l.Wait()
+	eventually(t, 3*time.Minute, "every accepted dispatch to reach a terminal state", func() bool { return pending(t, db) == 0 })
+
+	// While the database was down: every call answered at once, 503.
+	var during []answer
+	var inDoubt []int
+	for i, a := range res.Final[:res.Started] {
+		switch {
+		case !a.Sent.Before(down) && a.Got.Before(restart):
+			during = append(during, a)
+			require.Equalf(t, "503 database_unavailable", a.key(), "call %d made while the database was down", i)
+			require.Lessf(t, a.Got.Sub(a.Sent), 5*time.Second, "call %d answered at once while the database was down", i)
+			require.Zerof(t, db.Count(t, "sidecar_dispatches", "idempotency_key = ?", keyOf(i)),
+				"call %d refused with 503 is not half-recorded", i)
+		case a.Sent.Before(down) && a.Got.After(killAt) && a.Status != http.StatusOK:
+			inDoubt = append(inDoubt, i)
+		}
+	}
+	require.NotEmpty(t, during, "calls were made during the outage")
+	require.Zerof(t, readyz[http.StatusOK], "/readyz never answered 200 while the database was down: %v", readyz)
+	// A call whose COMMIT reached the server just before it died is
+	// recorded although the sidecar, which lost the acknowledgement,
+	// answered 503: no client of a database can tell. Such a dispatch must
+	// be whole (routed and sent once, like any other), and only a call in
+	// flight at the moment of the kill may be one.
+	recorded := map[int64]bool{}
+	for _, i := range inDoubt {
+		var ids []int64
+		require.NoError(t, db.Select(&ids, "SELECT id FROM "+db.T("sidecar_dispatches")+" WHERE idempotency_key = ?", keyOf(i)))
+		for _, id := range ids {
+			recorded[id] = true
+		}
+	}
+	all := res.accepted()
+	for id := range recorded {
+		all[id] = true
+	}
+
+	c := checkDelivered(t, ds, prov, all, window)
+	if up.Sub(down) < lease-2*time.Second {
+		require.Zerof(t, c.duplicated, "the database was back within the lease: the writes of the sends made before the outage landed, nothing is sent again")
+	}
+	fc := res.finalCounts()
+	t.Logf("answers: %s; in flight at the kill and refused: %d (of which recorded, and sent: %d); /readyz during the outage: %v",
+		counts(fc), len(inDoubt), len(recorded), readyz)
+	report(t, measured{Fault: fmt.Sprintf("database killed for %s under load", seconds(outage)), Requests: res.Started,
+		Accepted: fc["200"], Sent: c.sent, Deliveries: c.deliveries, Duplicated: c.duplicated, Lost: c.lost,
+		Note: fmt.Sprintf("%d calls during the outage, all 503 database_unavailable (max %s); %d accepted before it; first 200 %s after the restart; %d dispatches leased when it went down; %d calls in flight at the kill refused, of which %d were recorded (and sent once)",
+			len(during), maxLatency(during), okAtDown, firstOK.Sub(up).Round(10*time.Millisecond), len(window), len(inDoubt), len(recorded))})
+	t.Logf("log: %s", counts(sc.levelCounts()))
+	require.True(t, sc.alive(), "the sidecar survived the outage")
+}
+
+// leasedBefore returns the dispatches still leased whose lease ends before
+// until: claimed before the outage.
+func leasedBefore(t testing.TB, db *testdb.DB, until time.Time) map[int64]bool {
+	t.Helper()
+	var ids []int64
+	if err := db.Select(&ids, "SELECT id FROM "+db.T("sidecar_dispatches")+
+		" WHERE state = 'accepted' AND lease_owner IS NOT NULL AND run_at < ?", until.UTC()); err != nil {
+		t.Fatalf("read leases: %v", err)
+	}
+	out := map[int64]bool{}
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out
+}
+
+// firstOKSentAfter returns when the first request made after at was
+// answered 200 (zero: none yet).
+func (l *load) firstOKSentAfter(at time.Time) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var first time.Time
+	for _, a := range l.attempts {
+		if a.Status == http.StatusOK && a.Sent.After(at) && (first.IsZero() || a.Got.Before(first)) {
+			first = a.Got
+		}
+	}
+	return first
+}
+
+func getStatus(t testing.TB, u string) int {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(u)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func maxLatency(as []answer) string {
+	var m time.Duration
+	for _, a := range as {
+		m = max(m, a.Got.Sub(a.Sent))
+	}
+	return strings.TrimSpace(m.Round(time.Millisecond).String())
+}
