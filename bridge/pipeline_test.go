@@ -347,3 +347,64 @@ func TestRoutesAsOfAfterTheClaim(t *testing.T) {
 	d := h.get(did)
 	require.Equal(t, []string{"email:skipped:frequency", "sms:sent"}, traceOf(d), "the email sent after the claim began counts")
 }
+
+// TestQueueFloorFollowsTheClaims: the claim scan's lower bound moves up
+// with the rows claimed (so a claim does not pass every row sent before
+// it), yet no row is left behind: a row whose contact another batch holds
+// is claimed once the hold ends, and a row queued with a scheduled date
+// before the bound is found once the queue looks empty.
+func TestQueueFloorFollowsTheClaims(t *testing.T) {
+	h := newHarness(t, withPipeline(func(o *Options) { o.BatchSize = 2 }))
+	c := h.content()
+	m := h.db.Mautic
+	q := h.app.queue
+	now := time.Now().UTC().Truncate(time.Second)
+	enqueue := func(contact int64, at time.Time) int64 {
+		id, err := m.Enqueue(h.ctx, m, mautic.NewQueueRow{Channel: "email", ChannelID: c.email, ContactID: contact, ScheduledDate: at, Now: now})
+		require.NoError(t, err)
+		return id
+	}
+	var contacts []int64
+	var ids []int64
+	for i := range 5 {
+		contacts = append(contacts, h.contact(seed.Contact{Email: fmt.Sprintf("floor%d@example.test", i)}))
+		ids = append(ids, enqueue(contacts[i], now.Add(time.Duration(i-10)*time.Minute)))
+	}
+	// Another batch holds the first row's contact.
+	other := store.NewLease()
+	tx, err := q.store.BeginTx(h.ctx)
+	require.NoError(t, err)
+	held, err := q.store.LeaseContacts(h.ctx, tx, contacts[:1], other, now.Add(time.Hour), now)
+	require.NoError(t, err)
+	require.True(t, held[contacts[0]])
+	require.NoError(t, tx.Commit())
+
+	run := func() int {
+		t.Helper()
+		n, err := q.RunOnce(h.ctx)
+		require.NoError(t, err)
+		return n
+	}
+	floor := func() time.Time {
+		q.floorMu.Lock()
+		defer q.floorMu.Unlock()
+		return q.floor
+	}
+	require.Equal(t, 1, run(), "rows 0 (its contact held: skipped) and 1 claimed; row 1 sent")
+	require.Equal(t, now.Add(-10*time.Minute), floor(), "the bound stops at the held row")
+	require.NoError(t, q.store.ReleaseContacts(h.ctx, m, other, contacts[:1]))
+	require.Equal(t, 2, run(), "rows 0 and 2, now that the hold has ended")
+	require.Equal(t, 2, run(), "rows 3 and 4")
+	require.Equal(t, now.Add(-7*time.Minute), floor(), "the bound has moved up to the last claim's first row")
+
+	late := h.contact(seed.Contact{Email: "floor-late@example.test"})
+	lateID := enqueue(late, now.Add(-time.Hour)) // before the bound
+	require.Equal(t, 0, run(), "nothing after the bound: the queue looks empty, and the bound is read again")
+	require.Equal(t, 1, run(), "the row before the old bound")
+	rows, err := m.QueueRows(h.ctx, m, append(ids, lateID))
+	require.NoError(t, err)
+	for _, id := range append(ids, lateID) {
+		require.Equal(t, "sent", rows[id].Status, "queue row %d", id)
+	}
+	require.Len(t, h.rec["email"].Messages(), 6, "each row sent once")
+}

@@ -794,9 +794,13 @@ func (s *DB) Get(ctx context.Context, id int64) (Dispatch, error) {
 	return list[0], nil
 }
 
-// Recent returns the dispatches updated since, newest first.
+// Recent returns the dispatches updated since, newest first. The
+// updated_at index is forced: when most rows are recent the server would
+// rather read the whole table and sort it (internal/plans), where the index
+// reads at most limit rows in order.
 func (s *DB) Recent(ctx context.Context, since time.Time, limit int) ([]Dispatch, error) {
 	rows, err := s.db.QueryContext(ctx, "SELECT "+dispatchCols+" FROM "+s.T("sidecar_dispatches")+
+		" FORCE INDEX (`"+s.prefix+"sidecar_dispatch_updated`)"+
 		" WHERE updated_at >= ? ORDER BY updated_at DESC, id DESC LIMIT ?", since.UTC(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("recent dispatches: %w", err)

@@ -49,7 +49,7 @@ func insertBacklog(ctx context.Context, b *benchDB, ds *dataset, n int, keyPrefi
 	keys := newBulk(b.T("sidecar_dispatch_keys"), []string{"dedup_key", "dispatch_id", "created_at"}, bulkRows)
 	for i := 0; i < n; i++ {
 		id := lo + int64(i)
-		contact := int64(i%ds.Contacts) + 1
+		contact := spread(i, n, ds.Contacts)
 		key := keyPrefix + strconv.Itoa(i)
 		if err := disp.add(ctx, tx, id, store.Accepted, contact, ds.MessageID, ds.CampaignID, ds.EventID, key, 0, "[]", now, now, now); err != nil {
 			return 0, 0, err
@@ -146,4 +146,15 @@ func deliveryCheck(phase string, delivered map[string]int, outcomes []outcome) [
 		}
 	}
 	return out
+}
+
+// spread is the contact of the i-th of n dispatches: one per contact,
+// spread evenly over the dataset's contacts when there are fewer
+// dispatches than contacts (so a big dataset is sampled whole, not only
+// its first contacts), else cycling through them.
+func spread(i, n, contacts int) int64 {
+	if n < contacts {
+		return int64(i)*int64(contacts)/int64(n) + 1
+	}
+	return int64(i%contacts) + 1
 }

@@ -35,6 +35,7 @@ type config struct {
 	Seed      uint64
 
 	Contacts      int
+	E2E           int    // dispatches of the e2e phase (default Contacts)
 	Intake        amount // requests, or a duration
 	QueueRows     int
 	MemoryBacklog int
@@ -163,6 +164,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.Prefix, "prefix", "", "Mautic table prefix")
 	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the generated dataset")
 	fs.IntVar(&c.Contacts, "contacts", 100000, "contacts in the dataset (also the e2e backlog: one dispatch per contact)")
+	fs.IntVar(&c.E2E, "e2e", 0, "dispatches routed by the e2e phase, one per contact, spread evenly over the dataset (default: --contacts)")
 	fs.Var(&c.Intake, "intake", "intake requests (a count, default --contacts) or a duration such as 30s")
 	fs.IntVar(&c.QueueRows, "queue-rows", 20000, "due message_queue rows for the queue phase (the plans phase: sent rows, and 2% as many pending)")
 	fs.IntVar(&c.MemoryBacklog, "memory-backlog", 100000, "dispatches taken in (then routed) by the memory phase")
@@ -194,6 +196,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.Visit(func(f *flag.Flag) { intakeGiven = intakeGiven || f.Name == "intake" })
 	if !intakeGiven {
 		c.Intake = amount{N: c.Contacts}
+	}
+	if c.E2E == 0 {
+		c.E2E = c.Contacts
 	}
 	var err error
 	if c.Phases, err = parsePhases(*phases); err != nil {
@@ -239,6 +244,8 @@ func (c config) validate() error {
 		return fmt.Errorf("--db %q: letters, digits and _ only", c.Database)
 	case c.Contacts < 1:
 		return errors.New("--contacts must be at least 1")
+	case c.E2E < 1 || c.E2E > c.Contacts:
+		return fmt.Errorf("--e2e %d: between 1 and --contacts (%d)", c.E2E, c.Contacts)
 	case c.Clients < 1:
 		return errors.New("--clients must be at least 1")
 	case c.QueueRows < 0 || c.MemoryBacklog < 0:

@@ -20,13 +20,13 @@ type e2ePhase struct {
 	Sidecar       stopResult     `json:"sidecar"`
 }
 
-// runE2E routes a backlog of one accepted dispatch per contact: the one the
-// intake phase left when it took exactly that in, else one written
-// directly (as the intake would). It starts the sidecar with its workers
+// runE2E routes a backlog of one accepted dispatch per contact, for --e2e
+// contacts spread over the dataset: the one the intake phase left when it
+// took exactly that in, else one written directly (as the intake would). It starts the sidecar with its workers
 // and times accepted → sent/queued/failed by polling the dispatch states.
 func (r *runner) runE2E(ctx context.Context) (*e2ePhase, error) {
-	ph := &e2ePhase{Backlog: r.cfg.Contacts}
-	lo, hi, reused, err := intakeBacklog(ctx, r.db, r.cfg.Contacts)
+	ph := &e2ePhase{Backlog: r.cfg.E2E}
+	lo, hi, reused, err := intakeBacklog(ctx, r.db, r.cfg.E2E)
 	if err != nil {
 		return nil, err
 	}

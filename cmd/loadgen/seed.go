@@ -11,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/mautic-mm/sidecar/internal/seed"
+	"github.com/mautic-mm/sidecar/store"
 )
 
 // dataset describes the generated Mautic data.
@@ -61,7 +62,16 @@ func seedDataset(ctx context.Context, b *benchDB, contacts int, seedValue uint64
 			defer wg.Done()
 			for from := range chunks {
 				to := min(from+seedChunk, int64(contacts)+1)
-				rows, err := seedContacts(ctx, pool, b, ds, from, to)
+				// Concurrent bulk inserts into the same tables can
+				// deadlock on their gap locks; a chunk is one
+				// transaction, so running it again is safe.
+				var rows map[string]int64
+				var err error
+				for attempt := 0; attempt < 5; attempt++ {
+					if rows, err = seedContacts(ctx, pool, b, ds, from, to); !store.Retryable(err) {
+						break
+					}
+				}
 				mu.Lock()
 				if err != nil {
 					errs = append(errs, err)
