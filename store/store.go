@@ -809,13 +809,13 @@ func (s *DB) Recent(ctx context.Context, since time.Time, limit int) ([]Dispatch
 }
 
 // Latest returns the limit most recently updated dispatches, newest first;
-// only those in state when state is not empty. It reads at most limit rows
-// through the updated_at index (or the state index, as the server prefers).
+// only those in state when state is not empty. It reads at most limit rows,
+// through the updated_at index, or the (state, updated_at) one for a state.
 func (s *DB) Latest(ctx context.Context, state string, limit int) ([]Dispatch, error) {
 	q := "SELECT " + dispatchCols + " FROM " + s.T("sidecar_dispatches")
 	var args []any
 	if state != "" {
-		q += " WHERE state = ?"
+		q += " FORCE INDEX (`" + s.prefix + "sidecar_dispatch_state_updated`) WHERE state = ?"
 		args = append(args, state)
 	} else {
 		// On a small table the server may rather read it all and sort

@@ -55,7 +55,7 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-func newSender(t *testing.T, cfg Config) (*Sender, *lockedBuffer) {
+func newSender(t testing.TB, cfg Config) (*Sender, *lockedBuffer) {
 	t.Helper()
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -680,4 +680,22 @@ func TestNoFromAddress(t *testing.T) {
 	msg.Email.FromAddress = "shop@example.test"
 	_, err = s.Send(context.Background(), msg)
 	require.NoError(t, err, "the email's own from address is enough")
+}
+
+// BenchmarkSend is one email as the pipeline sends it: tokens rendered,
+// the MIME message built, and the SMTP transaction (MAIL, RCPT, DATA) on a
+// reused connection to an in-process server over loopback.
+func BenchmarkSend(b *testing.B) {
+	be := &backend{}
+	addr := startServer(b, be, plainOnly)
+	s, _ := newSender(b, Config{URL: smtpURL("smtp", addr, "", "", ""), SiteURL: testSiteURL, SecretKey: testSecret})
+	msg := testMessage()
+	msg.Email.BCC = ""
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Send(ctx, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -187,7 +187,7 @@ const (
 )
 
 // startServer serves be on 127.0.0.1:0 and returns its host:port.
-func startServer(t *testing.T, be *backend, mode tlsMode) string {
+func startServer(t testing.TB, be *backend, mode tlsMode) string {
 	t.Helper()
 	srv := smtp.NewServer(be)
 	srv.Domain = "localhost"
@@ -224,7 +224,7 @@ func startServer(t *testing.T, be *backend, mode tlsMode) string {
 
 // testTLSConfig is a server config with a fresh self-signed certificate
 // for 127.0.0.1 and localhost.
-func testTLSConfig(t *testing.T) *tls.Config {
+func testTLSConfig(t testing.TB) *tls.Config {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)

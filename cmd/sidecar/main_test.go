@@ -112,7 +112,7 @@ func TestMigrateAndCheck(t *testing.T) {
 
 	out, _, err := runCmd(t, env, "migrate", "status")
 	require.NoError(t, err)
-	require.Contains(t, out, "version 0 of 2")
+	require.Contains(t, out, "version 0 of 3")
 	require.Contains(t, out, "pending")
 
 	out, _, err = runCmd(t, env, "check")
@@ -123,7 +123,7 @@ func TestMigrateAndCheck(t *testing.T) {
 
 	out, _, err = runCmd(t, env, "migrate", "up")
 	require.NoError(t, err)
-	require.Contains(t, out, "version 2 of 2")
+	require.Contains(t, out, "version 3 of 3")
 	_, _, err = runCmd(t, env, "migrate", "up")
 	require.NoError(t, err, "idempotent")
 
