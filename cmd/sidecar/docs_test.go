@@ -92,3 +92,35 @@ func TestDocumentedVariablesAndCommandsExist(t *testing.T) {
 	}
 	require.Greater(t, seen, 10)
 }
+
+// TestDocumentedDefaultsMatch: the configuration tables of README.md and
+// the operator guide give each variable's default as the Config's
+// envDefault tag has it ("empty" and "none" for no default).
+func TestDocumentedDefaultsMatch(t *testing.T) {
+	defaults := map[string]string{}
+	ct := reflect.TypeOf(Config{})
+	for i := range ct.NumField() {
+		if env := ct.Field(i).Tag.Get("env"); env != "" {
+			defaults[env] = ct.Field(i).Tag.Get("envDefault")
+		}
+	}
+	row := regexp.MustCompile("(?m)^\\| `([A-Z][A-Z0-9_]+)` \\| ([^|]+) \\|")
+	checked := 0
+	for _, name := range []string{"../../README.md", "../../docs/operator-guide.md"} {
+		b, err := os.ReadFile(name)
+		require.NoError(t, err)
+		for _, m := range row.FindAllStringSubmatch(string(b), -1) {
+			want, ok := defaults[m[1]]
+			require.Truef(t, ok, "%s documents %s, which is not a variable of the configuration", name, m[1])
+			got := strings.TrimSpace(m[2])
+			if got == "empty" || got == "none" {
+				got = ""
+			} else {
+				got = strings.Trim(got, "`")
+			}
+			require.Equalf(t, want, got, "%s: the default of %s", name, m[1])
+			checked++
+		}
+	}
+	require.Greater(t, checked, 40, "the configuration tables are found")
+}
