@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
+
+	"github.com/mautic-mm/sidecar/channels"
 )
 
 // DefaultBaseURL is OneSignal's API root (ONESIGNAL_API_BASE when unset).
@@ -45,7 +46,7 @@ func (c Config) Validate() error {
 	case strings.ContainsAny(c.RESTAPIKey, "\r\n"):
 		errs = append(errs, errors.New("rest api key contains line breaks"))
 	}
-	if err := checkHTTPURL(c.BaseURL); err != nil {
+	if err := channels.CheckHTTPURL(c.BaseURL, false); err != nil {
 		errs = append(errs, fmt.Errorf("base url: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -56,7 +57,7 @@ func (c Config) Validate() error {
 
 // String prints the configuration with the REST API key masked.
 func (c Config) String() string {
-	return fmt.Sprintf("push.Config{AppID:%q RESTAPIKey:%s BaseURL:%q}", c.AppID, mask(c.RESTAPIKey), c.BaseURL)
+	return fmt.Sprintf("push.Config{AppID:%q RESTAPIKey:%s BaseURL:%q}", c.AppID, channels.MaskSecret(c.RESTAPIKey), c.BaseURL)
 }
 
 // GoString is String, so %#v masks the key too.
@@ -66,31 +67,7 @@ func (c Config) GoString() string { return c.String() }
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("app_id", c.AppID),
-		slog.String("rest_api_key", mask(c.RESTAPIKey)),
+		slog.String("rest_api_key", channels.MaskSecret(c.RESTAPIKey)),
 		slog.String("base_url", c.BaseURL),
 	)
-}
-
-func mask(secret string) string {
-	if secret == "" {
-		return `""`
-	}
-	return "[redacted]"
-}
-
-func checkHTTPURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return errors.New("not a url")
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return errors.New("scheme must be http or https")
-	}
-	if u.Host == "" {
-		return errors.New("host is missing")
-	}
-	if u.User != nil {
-		return errors.New("credentials in the url are not allowed")
-	}
-	return nil
 }

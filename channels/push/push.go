@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -98,7 +97,7 @@ func (s *Sender) Send(ctx context.Context, msg channels.Message) (channels.Recei
 	log.DebugContext(ctx, "onesignal send", "contact_id", msg.Contact.ID, "channel_id", msg.ChannelID)
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return channels.Receipt{}, s.redact(transportError(ctx, err))
+		return channels.Receipt{}, s.redact(channels.TransportError(ctx, "onesignal", err))
 	}
 	defer resp.Body.Close()
 	data, readErr := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
@@ -333,7 +332,7 @@ func classify(status int, h http.Header, data []byte, readErr error, ids []strin
 	if readErr != nil {
 		parseErr = fmt.Errorf("answer cut short after %d bytes: %w", len(data), readErr)
 	} else if err := json.Unmarshal(data, &a); err != nil {
-		parseErr = fmt.Errorf("answer is not json (%d bytes, %s)", len(data), contentType(h))
+		parseErr = fmt.Errorf("answer is not json (%d bytes, %s)", len(data), channels.DescribeContentType(h))
 	}
 	msgs, invalid := parseErrors(a.Errors)
 	allInvalid := len(invalid) > 0 && covers(invalid, ids)
@@ -350,7 +349,7 @@ func classify(status int, h http.Header, data []byte, readErr error, ids []strin
 		}
 		return result{id: a.ID, invalid: len(invalid)}, nil
 	case status == http.StatusTooManyRequests || status >= 500:
-		return result{}, channels.Transient(describe(status, msgs, parseErr), retryAfter(h, now))
+		return result{}, channels.Transient(describe(status, msgs, parseErr), channels.RetryAfter(h, now))
 	case status == http.StatusBadRequest && parseErr == nil && (allInvalid || notSubscribed(msgs)):
 		return result{}, channels.Unreachable(describe(status, msgs, nil))
 	default:
@@ -423,45 +422,4 @@ func describe(status int, msgs []string, parseErr error) error {
 		return fmt.Errorf("onesignal %d: %s", status, http.StatusText(status))
 	}
 	return fmt.Errorf("onesignal %d%s", status, joined(msgs))
-}
-
-func contentType(h http.Header) string {
-	if ct := h.Get("Content-Type"); ct != "" {
-		return "content type " + ct
-	}
-	return "no content type"
-}
-
-// transportError classifies a failed round trip: always transient. The URL
-// is left out of the text.
-func transportError(ctx context.Context, err error) error {
-	var uerr *url.Error
-	if errors.As(err, &uerr) {
-		err = uerr.Err
-	}
-	if ctx.Err() != nil {
-		return channels.Transient(fmt.Errorf("onesignal request: %w", ctx.Err()), 0)
-	}
-	if uerr != nil && uerr.Timeout() {
-		return channels.Transient(fmt.Errorf("onesignal request timed out: %w", err), 0)
-	}
-	return channels.Transient(fmt.Errorf("onesignal request: %w", err), 0)
-}
-
-// retryAfter reads a Retry-After header: delay seconds or an HTTP date.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now).Round(time.Second)
-	}
-	return 0
 }

@@ -4,10 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 
 	"github.com/nyaruka/phonenumbers"
+
+	"github.com/mautic-mm/sidecar/channels"
 )
 
 // DefaultBaseURL is Twilio's API root (TWILIO_API_BASE when unset).
@@ -71,14 +72,14 @@ func (c Config) Validate() error {
 	if c.MessagingServiceSID == "" && c.From == "" {
 		errs = append(errs, errors.New("a messaging service sid or a from number is required"))
 	}
-	if err := checkHTTPURL(c.BaseURL); err != nil {
+	if err := channels.CheckHTTPURL(c.BaseURL, false); err != nil {
 		errs = append(errs, fmt.Errorf("base url: %w", err))
 	}
 	if !supportedRegion(c.DefaultRegion) {
 		errs = append(errs, fmt.Errorf("default region %q is not a region known to libphonenumber", c.DefaultRegion))
 	}
 	if c.StatusCallbackURL != "" {
-		if err := checkHTTPURL(c.StatusCallbackURL); err != nil {
+		if err := channels.CheckHTTPURL(c.StatusCallbackURL, false); err != nil {
 			errs = append(errs, fmt.Errorf("status callback url: %w", err))
 		}
 	}
@@ -91,7 +92,7 @@ func (c Config) Validate() error {
 // String prints the configuration with the auth token masked.
 func (c Config) String() string {
 	return fmt.Sprintf("sms.Config{AccountSID:%q AuthToken:%s MessagingServiceSID:%q From:%q BaseURL:%q DefaultRegion:%q StatusCallbackURL:%q}",
-		c.AccountSID, mask(c.AuthToken), c.MessagingServiceSID, c.From, c.BaseURL, c.DefaultRegion, c.StatusCallbackURL)
+		c.AccountSID, channels.MaskSecret(c.AuthToken), c.MessagingServiceSID, c.From, c.BaseURL, c.DefaultRegion, c.StatusCallbackURL)
 }
 
 // GoString is String, so %#v masks the token too.
@@ -101,37 +102,13 @@ func (c Config) GoString() string { return c.String() }
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("account_sid", c.AccountSID),
-		slog.String("auth_token", mask(c.AuthToken)),
+		slog.String("auth_token", channels.MaskSecret(c.AuthToken)),
 		slog.String("messaging_service_sid", c.MessagingServiceSID),
 		slog.String("from", c.From),
 		slog.String("base_url", c.BaseURL),
 		slog.String("default_region", c.DefaultRegion),
 		slog.String("status_callback_url", c.StatusCallbackURL),
 	)
-}
-
-func mask(secret string) string {
-	if secret == "" {
-		return `""`
-	}
-	return "[redacted]"
-}
-
-func checkHTTPURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return errors.New("not a url")
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return errors.New("scheme must be http or https")
-	}
-	if u.Host == "" {
-		return errors.New("host is missing")
-	}
-	if u.User != nil {
-		return errors.New("credentials in the url are not allowed")
-	}
-	return nil
 }
 
 func supportedRegion(region string) bool {

@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -123,7 +122,7 @@ func (s *Sender) Send(ctx context.Context, msg channels.Message) (channels.Recei
 	s.log.DebugContext(ctx, "twilio send", "contact_id", msg.Contact.ID, "channel_id", msg.ChannelID)
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return channels.Receipt{}, s.redact(transportError(ctx, err), to, msg.To)
+		return channels.Receipt{}, s.redact(channels.TransportError(ctx, "twilio", err), to, msg.To)
 	}
 	defer resp.Body.Close()
 	data, readErr := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
@@ -214,7 +213,7 @@ func classify(status int, h http.Header, data []byte, readErr error, now time.Ti
 	if readErr != nil {
 		parseErr = fmt.Errorf("answer cut short after %d bytes: %w", len(data), readErr)
 	} else if err := json.Unmarshal(data, &a); err != nil {
-		parseErr = fmt.Errorf("answer is not json (%d bytes, %s)", len(data), contentType(h))
+		parseErr = fmt.Errorf("answer is not json (%d bytes, %s)", len(data), channels.DescribeContentType(h))
 	}
 
 	switch {
@@ -227,7 +226,7 @@ func classify(status int, h http.Header, data []byte, readErr error, now time.Ti
 		}
 		return a.SID, nil
 	case status == http.StatusTooManyRequests || status >= 500:
-		return "", channels.Transient(describe(status, a, parseErr), retryAfter(h, now))
+		return "", channels.Transient(describe(status, a, parseErr), channels.RetryAfter(h, now))
 	case status >= 400 && status < 500:
 		err := describe(status, a, parseErr)
 		switch {
@@ -255,46 +254,4 @@ func describe(status int, a answer, parseErr error) error {
 		return fmt.Errorf("twilio %d code %d: %s", status, a.Code, msg)
 	}
 	return fmt.Errorf("twilio %d: %s", status, msg)
-}
-
-func contentType(h http.Header) string {
-	if ct := h.Get("Content-Type"); ct != "" {
-		return "content type " + ct
-	}
-	return "no content type"
-}
-
-// transportError classifies a failed round trip: always transient (timeout,
-// refused or reset connection, cancelled context). The URL is left out of
-// the text; url.Error would print it.
-func transportError(ctx context.Context, err error) error {
-	var uerr *url.Error
-	if errors.As(err, &uerr) {
-		err = uerr.Err
-	}
-	if ctx.Err() != nil {
-		return channels.Transient(fmt.Errorf("twilio request: %w", ctx.Err()), 0)
-	}
-	if uerr != nil && uerr.Timeout() {
-		return channels.Transient(fmt.Errorf("twilio request timed out: %w", err), 0)
-	}
-	return channels.Transient(fmt.Errorf("twilio request: %w", err), 0)
-}
-
-// retryAfter reads a Retry-After header: delay seconds or an HTTP date.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now).Round(time.Second)
-	}
-	return 0
 }

@@ -4,7 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
+
+	"github.com/mautic-mm/sidecar/channels"
 )
 
 // DefaultBaseURL is X's API root (X_API_BASE when unset).
@@ -45,7 +46,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s is required", f.name))
 		}
 	}
-	if err := checkHTTPURL(c.BaseURL); err != nil {
+	if err := channels.CheckHTTPURL(c.BaseURL, false); err != nil {
 		errs = append(errs, fmt.Errorf("base url: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -62,7 +63,8 @@ func (c Config) secrets() []string {
 // String prints the configuration with all four credentials masked.
 func (c Config) String() string {
 	return fmt.Sprintf("tweet.Config{ConsumerKey:%s ConsumerSecret:%s AccessToken:%s AccessSecret:%s BaseURL:%q}",
-		mask(c.ConsumerKey), mask(c.ConsumerSecret), mask(c.AccessToken), mask(c.AccessSecret), c.BaseURL)
+		channels.MaskSecret(c.ConsumerKey), channels.MaskSecret(c.ConsumerSecret),
+		channels.MaskSecret(c.AccessToken), channels.MaskSecret(c.AccessSecret), c.BaseURL)
 }
 
 // GoString is String, so %#v masks the credentials too.
@@ -71,34 +73,10 @@ func (c Config) GoString() string { return c.String() }
 // LogValue implements slog.LogValuer with the credentials masked.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("consumer_key", mask(c.ConsumerKey)),
-		slog.String("consumer_secret", mask(c.ConsumerSecret)),
-		slog.String("access_token", mask(c.AccessToken)),
-		slog.String("access_secret", mask(c.AccessSecret)),
+		slog.String("consumer_key", channels.MaskSecret(c.ConsumerKey)),
+		slog.String("consumer_secret", channels.MaskSecret(c.ConsumerSecret)),
+		slog.String("access_token", channels.MaskSecret(c.AccessToken)),
+		slog.String("access_secret", channels.MaskSecret(c.AccessSecret)),
 		slog.String("base_url", c.BaseURL),
 	)
-}
-
-func mask(secret string) string {
-	if secret == "" {
-		return `""`
-	}
-	return "[redacted]"
-}
-
-func checkHTTPURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return errors.New("not a url")
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return errors.New("scheme must be http or https")
-	}
-	if u.Host == "" {
-		return errors.New("host is missing")
-	}
-	if u.User != nil {
-		return errors.New("credentials in the url are not allowed")
-	}
-	return nil
 }

@@ -16,7 +16,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -113,7 +112,7 @@ func (s *Sender) Send(ctx context.Context, msg channels.Message) (channels.Recei
 	s.log.DebugContext(ctx, "x post", "contact_id", msg.Contact.ID, "channel_id", msg.ChannelID)
 	resp, err := s.signingClient(ctx).Do(req)
 	if err != nil {
-		return channels.Receipt{}, s.redact(transportError(ctx, err))
+		return channels.Receipt{}, s.redact(channels.TransportError(ctx, "x", err))
 	}
 	defer resp.Body.Close()
 	data, readErr := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
@@ -175,7 +174,7 @@ func classify(status int, h http.Header, data []byte, readErr error, now time.Ti
 	if readErr != nil {
 		parseErr = fmt.Errorf("answer cut short after %d bytes: %w", len(data), readErr)
 	} else if err := json.Unmarshal(data, &a); err != nil {
-		parseErr = fmt.Errorf("answer is not json (%d bytes, %s)", len(data), contentType(h))
+		parseErr = fmt.Errorf("answer is not json (%d bytes, %s)", len(data), channels.DescribeContentType(h))
 	}
 	switch {
 	case status >= 200 && status < 300:
@@ -189,11 +188,11 @@ func classify(status int, h http.Header, data []byte, readErr error, now time.Ti
 	case status == http.StatusTooManyRequests:
 		wait := rateLimitReset(h, now)
 		if wait == 0 {
-			wait = retryAfter(h, now)
+			wait = channels.RetryAfter(h, now)
 		}
 		return "", false, channels.Transient(describe(status, a, parseErr), wait)
 	case status >= 500:
-		return "", false, channels.Transient(describe(status, a, parseErr), retryAfter(h, now))
+		return "", false, channels.Transient(describe(status, a, parseErr), channels.RetryAfter(h, now))
 	case status == http.StatusForbidden && parseErr == nil && strings.Contains(strings.ToLower(a.Detail+" "+messages(a)), "duplicate"):
 		return "", true, channels.Permanent(describe(status, a, nil))
 	default:
@@ -230,13 +229,6 @@ func describe(status int, a answer, parseErr error) error {
 	return fmt.Errorf("x %d: %s", status, strings.Join(parts, ": "))
 }
 
-func contentType(h http.Header) string {
-	if ct := h.Get("Content-Type"); ct != "" {
-		return "content type " + ct
-	}
-	return "no content type"
-}
-
 // rateLimitReset reads x-rate-limit-reset (the Unix time at which the
 // window resets) as a wait from now.
 func rateLimitReset(h http.Header, now time.Time) time.Duration {
@@ -250,40 +242,6 @@ func rateLimitReset(h http.Header, now time.Time) time.Duration {
 	}
 	if d := time.Unix(sec, 0).Sub(now); d > 0 {
 		return d.Round(time.Second)
-	}
-	return 0
-}
-
-// transportError classifies a failed round trip: always transient. The URL
-// is left out of the text.
-func transportError(ctx context.Context, err error) error {
-	var uerr *url.Error
-	if errors.As(err, &uerr) {
-		err = uerr.Err
-	}
-	if ctx.Err() != nil {
-		return channels.Transient(fmt.Errorf("x request: %w", ctx.Err()), 0)
-	}
-	if uerr != nil && uerr.Timeout() {
-		return channels.Transient(fmt.Errorf("x request timed out: %w", err), 0)
-	}
-	return channels.Transient(fmt.Errorf("x request: %w", err), 0)
-}
-
-// retryAfter reads a Retry-After header: delay seconds or an HTTP date.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now).Round(time.Second)
 	}
 	return 0
 }

@@ -50,7 +50,7 @@ func (c Config) Validate() error {
 	}
 	if c.URL == "" {
 		errs = append(errs, errors.New("url is required"))
-	} else if err := checkHTTPURL(c.URL); err != nil {
+	} else if err := channels.CheckHTTPURL(c.URL, true); err != nil {
 		errs = append(errs, fmt.Errorf("url: %w", err))
 	}
 	if strings.ContainsAny(c.Secret, "\r\n") {
@@ -65,7 +65,7 @@ func (c Config) Validate() error {
 // String prints the configuration with the secret masked and the URL
 // redacted (password and query values hidden).
 func (c Config) String() string {
-	return fmt.Sprintf("webhook.Config{Channel:%q URL:%q Secret:%s}", c.Channel, redactURL(c.URL), mask(c.Secret))
+	return fmt.Sprintf("webhook.Config{Channel:%q URL:%q Secret:%s}", c.Channel, redactURL(c.URL), channels.MaskSecret(c.Secret))
 }
 
 // GoString is String, so %#v masks the secret too.
@@ -76,15 +76,8 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("channel", string(c.Channel)),
 		slog.String("url", redactURL(c.URL)),
-		slog.String("secret", mask(c.Secret)),
+		slog.String("secret", channels.MaskSecret(c.Secret)),
 	)
-}
-
-func mask(secret string) string {
-	if secret == "" {
-		return `""`
-	}
-	return "[redacted]"
 }
 
 // redactURL hides the user info and the query values of raw.
@@ -108,20 +101,6 @@ func redactURL(raw string) string {
 	}
 	u.Fragment = ""
 	return u.String()
-}
-
-func checkHTTPURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return errors.New("not a url")
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return errors.New("scheme must be http or https")
-	}
-	if u.Host == "" {
-		return errors.New("host is missing")
-	}
-	return nil
 }
 
 // Environment variable name parts.

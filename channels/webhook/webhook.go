@@ -116,7 +116,7 @@ func (s *Sender) Send(ctx context.Context, msg channels.Message) (channels.Recei
 	s.log.DebugContext(ctx, "webhook send", "contact_id", msg.Contact.ID, "channel_id", msg.ChannelID)
 	resp, err := s.noRedirect().Do(req)
 	if err != nil {
-		return channels.Receipt{}, s.redact(transportError(ctx, s.cfg.Channel, err))
+		return channels.Receipt{}, s.redact(channels.TransportError(ctx, "webhook "+string(s.cfg.Channel), err))
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
@@ -261,7 +261,7 @@ func classify(ch channels.Name, status int, h http.Header, data []byte, now time
 	case status >= 200 && status < 300:
 		return nil
 	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500:
-		return channels.Transient(describe(ch, status, h, data), retryAfter(h, now))
+		return channels.Transient(describe(ch, status, h, data), channels.RetryAfter(h, now))
 	case status == http.StatusGone:
 		return channels.Unreachable(describe(ch, status, h, data))
 	default:
@@ -282,38 +282,4 @@ func describe(ch channels.Name, status int, h http.Header, data []byte) error {
 		text = http.StatusText(status)
 	}
 	return fmt.Errorf("webhook %s %d: %s", ch, status, text)
-}
-
-// transportError classifies a failed round trip: always transient. The URL
-// (which may hold credentials) is left out of the text.
-func transportError(ctx context.Context, ch channels.Name, err error) error {
-	var uerr *url.Error
-	if errors.As(err, &uerr) {
-		err = uerr.Err
-	}
-	if ctx.Err() != nil {
-		return channels.Transient(fmt.Errorf("webhook %s request: %w", ch, ctx.Err()), 0)
-	}
-	if uerr != nil && uerr.Timeout() {
-		return channels.Transient(fmt.Errorf("webhook %s request timed out: %w", ch, err), 0)
-	}
-	return channels.Transient(fmt.Errorf("webhook %s request: %w", ch, err), 0)
-}
-
-// retryAfter reads a Retry-After header: delay seconds or an HTTP date.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now).Round(time.Second)
-	}
-	return 0
 }
