@@ -472,82 +472,36 @@ func backoffDelay(n int, base, limit time.Duration) time.Duration {
 }
 
 // commit writes everything a batch produced, in one transaction fenced by
-// the batch's lease: only the dispatches the lease still holds are written,
-// together with their stats, counters and queue rows, and the contacts are
-// released. A deadlock or lock timeout just runs the transaction again: the
-// lease keeps the dispatches from other workers, so nothing is re-sent.
+// the batch's lease (fencedWrite): only the dispatches the lease still
+// holds are written, together with their stats, counters and queue rows,
+// and the contacts are released.
 func (p *Pipeline) commit(ctx context.Context, lease store.Lease, jobs []*job, now time.Time) error {
-	var err error
-	for attempt := 0; ; attempt++ {
-		if err = p.writeTx(ctx, lease, jobs, now); err == nil {
-			break
-		}
-		// Giving up here would send the batch again when its lease ends:
-		// retry conflicts, and a database that went away, for as long as
-		// the lease lasts (the fence makes a write that did land a no-op),
-		// unless a hard stop wants the worker back.
-		if (!store.Retryable(err) && !isDBError(err)) || ctx.Err() != nil || p.hardCtx.Err() != nil {
-			return fmt.Errorf("commit batch: %w", err)
-		}
-		p.log.Debug("batch write failed, writing it again (nothing is re-sent)", "attempt", attempt+1, "err", err)
-		time.Sleep(backoffDelay(attempt+1, 5*time.Millisecond, 200*time.Millisecond))
-	}
-	contacts := make([]int64, len(jobs))
-	for i, j := range jobs {
-		contacts[i] = j.d.ContactID
-	}
-	// Outside the write transaction, so that it holds no contact row.
-	if err := p.store.ReleaseContacts(ctx, p.db, lease, contacts); err != nil {
-		p.log.Warn("could not release contacts; their leases will expire", "err", err)
-	}
-	return nil
-}
-
-// writeBound bounds a batch's write transaction once its fence holds. It
-// outlasts the lease on purpose: the fence has locked the batch's
-// dispatches and contacts, claims skip or wait for them, and a write held
-// up in the database (a lock wait on a contact's leads row, a slow disk)
-// must finish rather than be cancelled, which would send the batch again
-// when nobody holds it. It is longer than InnoDB's default lock wait
-// timeout (50 s), so the database gives up first.
-const writeBound = 2 * time.Minute
-
-// writeTx runs the fence under ctx, which ends with the lease, and the
-// write after it under a context of its own (writeBound).
-func (p *Pipeline) writeTx(ctx context.Context, lease store.Lease, jobs []*job, now time.Time) error {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeBound)
-	defer cancel()
-	tx, err := p.store.BeginTx(wctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback() //nolint:errcheck // no-op after commit
 	ids := make([]int64, len(jobs))
 	contacts := make([]int64, len(jobs))
 	for i, j := range jobs {
 		ids[i], contacts[i] = j.d.ID, j.d.ContactID
 	}
-	owned, err := p.store.Owned(ctx, tx, lease, ids, time.Now(), p.opts.Lease/8)
+	err := fencedWrite{store: p.store, db: p.db, log: p.log, hard: p.hardCtx, lease: lease, contacts: contacts,
+		fence: func(ctx context.Context, tx *sqlx.Tx) (map[int64]bool, error) {
+			return p.store.Owned(ctx, tx, lease, ids, time.Now(), p.opts.Lease/8)
+		},
+		write: func(ctx context.Context, tx *sqlx.Tx, owned map[int64]bool) error {
+			keep := jobs[:0:0]
+			for _, j := range jobs {
+				if owned[j.d.ID] {
+					keep = append(keep, j)
+					continue
+				}
+				p.log.Warn("a dispatch's lease ended before its outcome was written; another worker took it over",
+					"dispatch_id", j.d.ID, "contact_id", j.d.ContactID)
+			}
+			return p.write(ctx, tx, keep, now)
+		},
+	}.run(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("commit batch: %w", err)
 	}
-	if err := p.store.LockContacts(ctx, tx, lease, contacts); err != nil {
-		return err
-	}
-	ctx = wctx
-	keep := jobs[:0:0]
-	for _, j := range jobs {
-		if owned[j.d.ID] {
-			keep = append(keep, j)
-			continue
-		}
-		p.log.Warn("a dispatch's lease ended before its outcome was written; another worker took it over",
-			"dispatch_id", j.d.ID, "contact_id", j.d.ContactID)
-	}
-	if err := p.write(ctx, tx, keep, now); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return nil
 }
 
 // write runs the write phase in tx, after the fence locked the batch's

@@ -186,27 +186,9 @@ func (q *QueueWorker) RunOnce(ctx context.Context) (int, error) {
 	wg.Wait()
 	wctx, wcancel := context.WithTimeout(context.Background(), max(time.Until(start.Add(q.opts.Lease)), time.Second))
 	defer wcancel()
-	for attempt := 0; ; attempt++ {
-		err = q.writeTx(wctx, lease, jobs, now)
-		if err == nil {
-			break
-		}
-		// Giving up would send the rows again when the lease ends.
-		// Retried on conflicts and on a database that went away, for as
-		// long as the lease lasts (the fence makes a write that did land
-		// a no-op), unless a hard stop wants the worker back.
-		if (!store.Retryable(err) && !isDBError(err)) || wctx.Err() != nil || q.hardCtx.Err() != nil {
-			q.resetFloor() // the rows come back when their lease ends
-			return 0, fmt.Errorf("commit queue batch: %w", err)
-		}
-		time.Sleep(backoffDelay(attempt+1, 5*time.Millisecond, 200*time.Millisecond))
-	}
-	contacts := make([]int64, len(jobs))
-	for i, j := range jobs {
-		contacts[i] = j.row.ContactID
-	}
-	if err := q.store.ReleaseContacts(wctx, q.db, lease, contacts); err != nil {
-		q.log.Warn("could not release contacts; their leases will expire", "err", err)
+	if err := q.commit(wctx, lease, jobs, now); err != nil {
+		q.resetFloor() // the rows come back when their lease ends
+		return 0, err
 	}
 	for _, j := range jobs {
 		if q.metrics != nil {
@@ -297,46 +279,38 @@ func (q *QueueWorker) release(lease store.Lease, jobs []*queueJob) {
 	}
 }
 
-// writeTx writes a batch's outcome for the rows the lease still holds, and
-// ends the batch's leases. The fence runs under ctx, which ends with the
-// lease; the write after it under a context of its own, as the pipeline's
-// (writeBound).
-func (q *QueueWorker) writeTx(ctx context.Context, lease store.Lease, jobs []*queueJob, now time.Time) error {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeBound)
-	defer cancel()
-	tx, err := q.store.BeginTx(wctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback() //nolint:errcheck // no-op after commit
+// commit writes a batch's outcome for the rows the lease still holds, and
+// ends the batch's row leases, in one transaction fenced by the lease
+// (fencedWrite, as the pipeline's); then the contacts are released.
+func (q *QueueWorker) commit(ctx context.Context, lease store.Lease, jobs []*queueJob, now time.Time) error {
 	ids := make([]int64, len(jobs))
 	contacts := make([]int64, len(jobs))
 	for i, j := range jobs {
 		ids[i], contacts[i] = j.row.ID, j.row.ContactID
 	}
-	owned, err := q.store.OwnedQueueRows(ctx, tx, lease, ids, time.Now(), q.opts.Lease/8)
+	err := fencedWrite{store: q.store, db: q.db, log: q.log, hard: q.hardCtx, lease: lease, contacts: contacts,
+		fence: func(ctx context.Context, tx *sqlx.Tx) (map[int64]bool, error) {
+			return q.store.OwnedQueueRows(ctx, tx, lease, ids, time.Now(), q.opts.Lease/8)
+		},
+		write: func(ctx context.Context, tx *sqlx.Tx, owned map[int64]bool) error {
+			var keep []*queueJob
+			for _, j := range jobs {
+				if owned[j.row.ID] {
+					keep = append(keep, j)
+				} else {
+					q.log.Warn("a queue row's lease ended before its outcome was written", "queue_id", j.row.ID)
+				}
+			}
+			if err := q.write(ctx, tx, keep, now); err != nil {
+				return err
+			}
+			return q.store.ReleaseQueueRows(ctx, tx, lease, ids, time.Now())
+		},
+	}.run(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("commit queue batch: %w", err)
 	}
-	if err := q.store.LockContacts(ctx, tx, lease, contacts); err != nil {
-		return err
-	}
-	ctx = wctx
-	var keep []*queueJob
-	for _, j := range jobs {
-		if owned[j.row.ID] {
-			keep = append(keep, j)
-		} else {
-			q.log.Warn("a queue row's lease ended before its outcome was written", "queue_id", j.row.ID)
-		}
-	}
-	if err := q.write(ctx, tx, keep, now); err != nil {
-		return err
-	}
-	if err := q.store.ReleaseQueueRows(ctx, tx, lease, ids, time.Now()); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return nil
 }
 
 // write applies a batch's outcome in tx, in the pipeline's lock order
