@@ -215,27 +215,31 @@ func Decide(f Facts) Plan {
 		if r := rule[k]; r >= 0 && f.Rules[r].PausedAt(f.Now) {
 			s.Paused, s.PauseTo = true, *f.Rules[r].PauseTo
 		}
-		dnc := -1
-		for d := range f.DNC {
-			if f.DNC[d].Channel == c.Channel {
-				dnc = d
-				break
-			}
-		}
-		switch {
-		case dnc >= 0:
-			s.Skip, s.dnc = ReasonDNC, f.DNC[dnc].Reason
-		case !c.Content.OK:
-			s.Skip, s.contentProblem = ReasonNoContent, c.Content.Detail
-		case !c.Address:
-			s.Skip = ReasonNoAddress
-		case s.Paused:
-			s.Skip = ReasonPaused
-		case s.Frequency.Reached:
-			s.Skip = ReasonFrequency
-		}
+		s.judge(c, f.DNC)
 	}
 	return p
+}
+
+// judge sets the step's skip reason, the first that applies in DESIGN.md
+// 6 item 3's order: a DNC row for the channel, no usable content, no
+// address, a pause, the frequency limit. s.Paused and s.Frequency are set.
+func (s *Step) judge(c *ChannelFacts, dnc []mautic.DNC) {
+	for d := range dnc {
+		if dnc[d].Channel == c.Channel {
+			s.Skip, s.dnc = ReasonDNC, dnc[d].Reason
+			return
+		}
+	}
+	switch {
+	case !c.Content.OK:
+		s.Skip, s.contentProblem = ReasonNoContent, c.Content.Detail
+	case !c.Address:
+		s.Skip = ReasonNoAddress
+	case s.Paused:
+		s.Skip = ReasonPaused
+	case s.Frequency.Reached:
+		s.Skip = ReasonFrequency
+	}
 }
 
 // ruleBefore is the order of DESIGN.md 6 item 2 between two rules:
@@ -280,25 +284,7 @@ func decideSlow(f Facts) Plan {
 		if r, ok := rules[c.Channel]; ok && r.PausedAt(f.Now) {
 			s.Paused, s.PauseTo = true, *r.PauseTo
 		}
-		dnc := -1
-		for d := range f.DNC {
-			if f.DNC[d].Channel == c.Channel {
-				dnc = d
-				break
-			}
-		}
-		switch {
-		case dnc >= 0:
-			s.Skip, s.dnc = ReasonDNC, f.DNC[dnc].Reason
-		case !c.Content.OK:
-			s.Skip, s.contentProblem = ReasonNoContent, c.Content.Detail
-		case !c.Address:
-			s.Skip = ReasonNoAddress
-		case s.Paused:
-			s.Skip = ReasonPaused
-		case s.Frequency.Reached:
-			s.Skip = ReasonFrequency
-		}
+		s.judge(c, f.DNC)
 		p.Steps = append(p.Steps, s)
 	}
 	return p
