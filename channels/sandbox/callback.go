@@ -33,19 +33,8 @@ func (s *Server) Callbacks() []Callback {
 // WaitForCallbacks blocks until at least n status callbacks were posted (or
 // failed), or ctx is done.
 func (s *Server) WaitForCallbacks(ctx context.Context, n int) error {
-	for {
-		s.mu.Lock()
-		count, changed := s.callbackCount, s.changed
-		s.mu.Unlock()
-		if count >= n {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	_, err := s.changed.waitFor(ctx, &s.mu, n, func() int { return s.callbackCount })
+	return err
 }
 
 // statusCallbacks posts "sent" then final to callbackURL in the background,
@@ -104,8 +93,7 @@ func (s *Server) postCallback(client *http.Client, callbackURL string, form url.
 	if !s.opts.CountOnly {
 		s.callbacks = append(s.callbacks, cb)
 	}
-	close(s.changed)
-	s.changed = make(chan struct{})
+	s.changed.notify()
 	s.mu.Unlock()
 	return s.ctx.Err() == nil
 }

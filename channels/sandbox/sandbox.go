@@ -198,7 +198,7 @@ type Server struct {
 	requests  []Request
 	counts    map[Provider]int // requests received, also in CountOnly mode
 	delivered map[Provider]int // of which Delivered
-	changed   chan struct{}    // closed and replaced on every recorded request
+	changed   changes          // every recorded request and callback
 	faults    map[Provider]*Behavior
 	addresses map[Provider]map[string]*Behavior
 	seq       int
@@ -228,7 +228,7 @@ func Start(opts Options) (*Server, error) {
 		opts:      opts.withDefaults(),
 		listener:  l,
 		url:       "http://" + l.Addr().String(),
-		changed:   make(chan struct{}),
+		changed:   newChanges(),
 		counts:    map[Provider]int{},
 		delivered: map[Provider]int{},
 		faults:    map[Provider]*Behavior{},
@@ -394,20 +394,11 @@ func (s *Server) Delivered(p Provider) []Request {
 // WaitFor blocks until p received at least n requests (p "": in all), or
 // ctx is done.
 func (s *Server) WaitFor(ctx context.Context, p Provider, n int) error {
-	for {
-		s.mu.Lock()
-		count := s.countLocked(s.counts, p)
-		changed := s.changed
-		s.mu.Unlock()
-		if count >= n {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return fmt.Errorf("sandbox: %d of %d requests to %q: %w", count, n, p, ctx.Err())
-		}
+	count, err := s.changed.waitFor(ctx, &s.mu, n, func() int { return s.countLocked(s.counts, p) })
+	if err != nil {
+		return fmt.Errorf("sandbox: %d of %d requests to %q: %w", count, n, p, err)
 	}
+	return nil
 }
 
 func (s *Server) record(r Request) {
@@ -421,8 +412,7 @@ func (s *Server) record(r Request) {
 	if !s.opts.CountOnly {
 		s.requests = append(s.requests, r)
 	}
-	close(s.changed)
-	s.changed = make(chan struct{})
+	s.changed.notify()
 }
 
 // take returns the behaviour for (p, address) or the fault for p, using up
@@ -561,4 +551,34 @@ func retryHeader(b *Behavior) http.Header {
 		return nil
 	}
 	return http.Header{"Retry-After": {b.RetryAfter}}
+}
+
+// changes wakes the waiters of a recorder at every recorded event. The
+// recorder's mutex guards it.
+type changes struct{ ch chan struct{} }
+
+func newChanges() changes { return changes{ch: make(chan struct{})} }
+
+// notify wakes every waiter; call it with the recorder's mutex held.
+func (c *changes) notify() {
+	close(c.ch)
+	c.ch = make(chan struct{})
+}
+
+// waitFor blocks until count, read under mu, reaches n or ctx is done, and
+// returns the last count.
+func (c *changes) waitFor(ctx context.Context, mu *sync.Mutex, n int, count func() int) (int, error) {
+	for {
+		mu.Lock()
+		got, ch := count(), c.ch
+		mu.Unlock()
+		if got >= n {
+			return got, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return got, ctx.Err()
+		}
+	}
 }

@@ -60,7 +60,7 @@ type SMTPServer struct {
 	count    int // accepted mail, also in CountOnly mode
 	reject   map[string]bool
 	rejected []string
-	changed  chan struct{}
+	changed  changes
 }
 
 // StartSMTP listens on 127.0.0.1 (a free port) and serves until Close.
@@ -69,7 +69,7 @@ func StartSMTP(opts SMTPOptions) (*SMTPServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox smtp listen: %w", err)
 	}
-	s := &SMTPServer{opts: opts, addr: l.Addr().String(), reject: map[string]bool{}, changed: make(chan struct{})}
+	s := &SMTPServer{opts: opts, addr: l.Addr().String(), reject: map[string]bool{}, changed: newChanges()}
 	for _, a := range opts.RejectRecipients {
 		s.reject[strings.ToLower(a)] = true
 	}
@@ -132,19 +132,11 @@ func (s *SMTPServer) Rejected() []string {
 
 // WaitFor blocks until at least n messages were accepted or ctx is done.
 func (s *SMTPServer) WaitFor(ctx context.Context, n int) error {
-	for {
-		s.mu.Lock()
-		count, changed := s.count, s.changed
-		s.mu.Unlock()
-		if count >= n {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return fmt.Errorf("sandbox smtp: %d of %d messages: %w", count, n, ctx.Err())
-		}
+	count, err := s.changed.waitFor(ctx, &s.mu, n, func() int { return s.count })
+	if err != nil {
+		return fmt.Errorf("sandbox smtp: %d of %d messages: %w", count, n, err)
 	}
+	return nil
 }
 
 // Close stops the server.
@@ -220,8 +212,7 @@ func (ss *session) Data(r io.Reader) error {
 	if !ss.s.opts.CountOnly {
 		ss.s.mails = append(ss.s.mails, Mail{From: ss.from, To: append([]string(nil), ss.to...), Data: data, Username: ss.username, At: time.Now().UTC()})
 	}
-	close(ss.s.changed)
-	ss.s.changed = make(chan struct{})
+	ss.s.changed.notify()
 	return nil
 }
 
