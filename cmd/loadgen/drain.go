@@ -121,3 +121,35 @@ func queueCounter(b *benchDB) backlogCounter {
 		return due, due, nil
 	}
 }
+
+// drained is what a routing phase's sidecar did: the drain, its stop, and
+// the deliveries the providers saw meanwhile.
+type drained struct {
+	Drain     drainResult
+	Sidecar   stopResult
+	Delivered map[string]int
+}
+
+// drainWith starts a sidecar for a phase (name, extra environment), waits
+// until count reports the work done (total units, for the progress line
+// label), and stops it. The stop's result is kept even when the drain
+// failed.
+func (r *runner) drainWith(ctx context.Context, name string, env map[string]string, count backlogCounter, label string, total int64, unit string) (drained, error) {
+	var d drained
+	before := r.prov.delivered()
+	p, err := r.launch.start(ctx, name, env)
+	if err != nil {
+		return d, err
+	}
+	d.Drain, err = drain(ctx, p, count, r.cfg.Poll, r.cfg.PhaseTimeout, newProgress(r.stderr, label, total, unit))
+	stop, serr := p.stop(stopTimeout)
+	d.Sidecar = stop
+	if err != nil {
+		return d, err
+	}
+	if serr != nil {
+		return d, serr
+	}
+	d.Delivered = deltas(before, r.prov.delivered())
+	return d, nil
+}

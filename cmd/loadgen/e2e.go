@@ -45,22 +45,11 @@ func (r *runner) runE2E(ctx context.Context) (*e2ePhase, error) {
 		ph.InsertSeconds = time.Since(start).Seconds()
 	}
 	ph.Settle = settle(ctx, r.db, r.stderr)
-	before := r.prov.delivered()
-	p, err := r.launch.start(ctx, "e2e", nil)
-	if err != nil {
-		return nil, err
-	}
-	ph.Drain, err = drain(ctx, p, dispatchCounter(r.db), r.cfg.Poll, r.cfg.PhaseTimeout,
-		newProgress(r.stderr, "e2e routing", int64(ph.Backlog), "dispatches"))
-	stop, serr := p.stop(stopTimeout)
-	ph.Sidecar = stop
+	d, err := r.drainWith(ctx, "e2e", nil, dispatchCounter(r.db), "e2e routing", int64(ph.Backlog), "dispatches")
+	ph.Drain, ph.Sidecar, ph.Delivered = d.Drain, d.Sidecar, d.Delivered
 	if err != nil {
 		return ph, err
 	}
-	if serr != nil {
-		return ph, serr
-	}
-	ph.Delivered = deltas(before, r.prov.delivered())
 	if ph.Outcomes, err = dispatchOutcomes(ctx, r.db, lo, hi); err != nil {
 		return ph, err
 	}

@@ -48,23 +48,12 @@ func (r *runner) runMemory(ctx context.Context) (*memoryPhase, error) {
 		return ph, err
 	}
 	ph.RouteSettle = settle(ctx, r.db, r.stderr)
-	before := r.prov.delivered()
-	p, err = r.launch.start(ctx, "memory-route", nil)
-	if err != nil {
-		return ph, err
-	}
-	ph.Drain, err = drain(ctx, p, dispatchCounter(r.db), r.cfg.Poll, r.cfg.PhaseTimeout,
-		newProgress(r.stderr, "memory routing", int64(ph.Intake.Accepted), "dispatches"))
-	stop, serr := p.stop(stopTimeout)
-	ph.RouteSidecar = stop
+	d, err := r.drainWith(ctx, "memory-route", nil, dispatchCounter(r.db), "memory routing", int64(ph.Intake.Accepted), "dispatches")
+	ph.Drain, ph.RouteSidecar, ph.Delivered = d.Drain, d.Sidecar, d.Delivered
 	ph.Peak = max(ph.IntakeSidecar.HWM, ph.RouteSidecar.HWM, ph.IntakeSidecar.PeakRSS, ph.RouteSidecar.PeakRSS)
 	if err != nil {
 		return ph, err
 	}
-	if serr != nil {
-		return ph, serr
-	}
-	ph.Delivered = deltas(before, r.prov.delivered())
 	ph.Outcomes, err = dispatchOutcomes(ctx, r.db, lo, hi)
 	return ph, err
 }

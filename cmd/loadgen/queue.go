@@ -37,22 +37,12 @@ func (r *runner) runQueue(ctx context.Context) (*queuePhase, error) {
 	}
 	ph.InsertSeconds = time.Since(start).Seconds()
 	ph.Settle = settle(ctx, r.db, r.stderr)
-	before := r.prov.delivered()
-	p, err := r.launch.start(ctx, "queue", map[string]string{"SIDECAR_QUEUE": "sidecar"})
-	if err != nil {
-		return nil, err
-	}
-	ph.Drain, err = drain(ctx, p, queueCounter(r.db), r.cfg.Poll, r.cfg.PhaseTimeout,
-		newProgress(r.stderr, "queue draining", int64(ph.Rows), "rows"))
-	stop, serr := p.stop(stopTimeout)
-	ph.Sidecar = stop
+	d, err := r.drainWith(ctx, "queue", map[string]string{"SIDECAR_QUEUE": "sidecar"}, queueCounter(r.db),
+		"queue draining", int64(ph.Rows), "rows")
+	ph.Drain, ph.Sidecar, ph.Delivered = d.Drain, d.Sidecar, d.Delivered
 	if err != nil {
 		return ph, err
 	}
-	if serr != nil {
-		return ph, serr
-	}
-	ph.Delivered = deltas(before, r.prov.delivered())
 	rows, err := r.db.DB.QueryxContext(ctx, "SELECT status, channel, COUNT(*) FROM "+r.db.T("message_queue")+
 		" WHERE id > ? GROUP BY status, channel ORDER BY status, channel", watermark)
 	if err != nil {
