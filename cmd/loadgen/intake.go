@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,27 +48,13 @@ func campaignForm(ds *dataset, keyPrefix string) func(i int) string {
 	}
 }
 
-// newLoadClient is a keep-alive client with a connection per load client.
-func newLoadClient(clients int) *http.Client {
-	return &http.Client{
-		Timeout: 60 * time.Second,
-		Transport: &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        clients * 2,
-			MaxIdleConnsPerHost: clients * 2,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-		},
-	}
-}
-
 // runIntake sends the requests from l.Clients goroutines and measures each
 // one from the start of the request to the end of the answer's body.
 func runIntake(ctx context.Context, l intakeLoad, prog *progress) intakeStats {
-	client := newLoadClient(l.Clients)
-	defer client.CloseIdleConnections()
-	endpoint := strings.TrimRight(l.URL, "/") + "/v1/campaign/message"
-	auth := "Bearer " + l.Token
+	target, err := newWebhookTarget(l.URL, l.Token)
+	if err != nil {
+		return intakeStats{Requests: 0, FirstError: err.Error(), Other: map[string]int{"bad target": 1}}
+	}
 
 	var next, answered atomic.Int64
 	type result struct {
@@ -109,14 +92,15 @@ func runIntake(ctx context.Context, l intakeLoad, prog *progress) intakeStats {
 			if l.N > 0 {
 				r.lat = make([]time.Duration, 0, l.N/l.Clients+16)
 			}
-			var body bytes.Buffer
+			conn := target.conn()
+			defer conn.close()
 			for ctx.Err() == nil {
 				i := int(next.Add(1) - 1)
 				if (l.N > 0 && i >= l.N) || (!deadline.IsZero() && time.Now().After(deadline)) {
 					return
 				}
 				t0 := time.Now()
-				status, answer, err := post(ctx, client, endpoint, auth, l.Form(i), &body)
+				status, answer, err := conn.post(ctx, l.Form(i))
 				d := time.Since(t0)
 				answered.Add(1)
 				r.lastDone = time.Now()
@@ -177,26 +161,6 @@ func runIntake(ctx context.Context, l intakeLoad, prog *progress) intakeStats {
 		st.Other = nil
 	}
 	return st
-}
-
-// post sends one form and reads the whole answer.
-func post(ctx context.Context, client *http.Client, endpoint, auth, form string, buf *bytes.Buffer) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", auth)
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	buf.Reset()
-	if _, err := io.Copy(buf, resp.Body); err != nil {
-		return 0, nil, err
-	}
-	return resp.StatusCode, buf.Bytes(), nil
 }
 
 // intakePhase is the intake measurement.
