@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mautic-mm/sidecar/internal/webhookclient"
 )
 
 // intakeLoad is one run of webhook calls, as Mautic's "Send a webhook"
@@ -51,7 +53,7 @@ func campaignForm(ds *dataset, keyPrefix string) func(i int) string {
 // runIntake sends the requests from l.Clients goroutines and measures each
 // one from the start of the request to the end of the answer's body.
 func runIntake(ctx context.Context, l intakeLoad, prog *progress) intakeStats {
-	target, err := newWebhookTarget(l.URL, l.Token)
+	target, err := webhookclient.NewTarget(l.URL, l.Token)
 	if err != nil {
 		return intakeStats{Requests: 0, FirstError: err.Error(), Other: map[string]int{"bad target": 1}}
 	}
@@ -92,15 +94,15 @@ func runIntake(ctx context.Context, l intakeLoad, prog *progress) intakeStats {
 			if l.N > 0 {
 				r.lat = make([]time.Duration, 0, l.N/l.Clients+16)
 			}
-			conn := target.conn()
-			defer conn.close()
+			conn := target.Conn()
+			defer conn.Close()
 			for ctx.Err() == nil {
 				i := int(next.Add(1) - 1)
 				if (l.N > 0 && i >= l.N) || (!deadline.IsZero() && time.Now().After(deadline)) {
 					return
 				}
 				t0 := time.Now()
-				status, answer, err := conn.post(ctx, l.Form(i))
+				status, answer, err := conn.Post(ctx, l.Form(i))
 				d := time.Since(t0)
 				answered.Add(1)
 				r.lastDone = time.Now()

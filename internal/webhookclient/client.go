@@ -1,4 +1,12 @@
-package main
+// Package webhookclient calls the sidecar's campaign webhook the way a load
+// test needs: each client owns one keep-alive connection and writes its
+// requests itself. net/http's client spends about as much CPU per request as
+// the sidecar does (a reader and a writer goroutine per connection, channel
+// hand-offs, header maps), and on a 2-core machine that CPU is taken from
+// the sidecar and MariaDB being measured. The answers are still read by
+// net/http's parser (http.ReadResponse), so framing, chunking and
+// "Connection: close" are handled as any client would.
+package webhookclient
 
 import (
 	"bufio"
@@ -14,27 +22,22 @@ import (
 	"time"
 )
 
-// webhookTarget is the sidecar's campaign webhook as the load clients call
-// it. Each load client owns one keep-alive connection and writes its
-// requests itself: net/http's client spends about as much CPU per request as
-// the sidecar does (a reader and a writer goroutine per connection, channel
-// hand-offs, header maps), and on a 2-core machine that CPU is taken from
-// the sidecar and MariaDB being measured. The answers are still read by
-// net/http's parser (http.ReadResponse), so framing, chunking and
-// "Connection: close" are handled as any client would.
-type webhookTarget struct {
+// Target is the sidecar's campaign webhook: POSTs of form bodies with the
+// bearer token, as Mautic's "Send a webhook" action sends them.
+type Target struct {
 	addr string // host:port
 	head []byte // the request line and headers up to Content-Length's value
 }
 
-// newWebhookTarget prepares POSTs of forms to base's /v1/campaign/message.
-func newWebhookTarget(base, token string) (*webhookTarget, error) {
+// NewTarget prepares POSTs of forms to base's /v1/campaign/message; base
+// is the sidecar's http:// URL.
+func NewTarget(base, token string) (*Target, error) {
 	u, err := url.Parse(base)
 	if err != nil {
-		return nil, fmt.Errorf("sidecar URL: %w", err)
+		return nil, fmt.Errorf("webhook URL: %w", err)
 	}
 	if u.Scheme != "http" || u.Host == "" {
-		return nil, fmt.Errorf("sidecar URL %q: want http://host:port", base)
+		return nil, fmt.Errorf("webhook URL %q: want http://host:port", base)
 	}
 	addr := u.Host
 	if u.Port() == "" {
@@ -47,25 +50,26 @@ func newWebhookTarget(base, token string) (*webhookTarget, error) {
 	head := "POST " + path + "/v1/campaign/message HTTP/1.1\r\nHost: " + u.Host +
 		"\r\nUser-Agent: loadgen\r\nAuthorization: Bearer " + token +
 		"\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: "
-	return &webhookTarget{addr: addr, head: []byte(head)}, nil
+	return &Target{addr: addr, head: []byte(head)}, nil
 }
 
-// conn returns a client that dials on first use.
-func (t *webhookTarget) conn() *webhookConn { return &webhookConn{t: t} }
+// Conn returns a client that dials on first use. A Conn is used by one
+// goroutine at a time.
+func (t *Target) Conn() *Conn { return &Conn{t: t} }
 
-// webhookConn is one load client's connection.
-type webhookConn struct {
-	t    *webhookTarget
+// Conn is one client's connection.
+type Conn struct {
+	t    *Target
 	c    net.Conn
 	r    *bufio.Reader
 	out  []byte
 	body bytes.Buffer
 }
 
-// post sends one form and reads the whole answer; the answer's bytes are
+// Post sends one form and reads the whole answer; the answer's bytes are
 // valid until the next call. A connection the server closed is redialled
 // once for a request that was not yet answered at all.
-func (w *webhookConn) post(ctx context.Context, form string) (int, []byte, error) {
+func (w *Conn) Post(ctx context.Context, form string) (int, []byte, error) {
 	fresh := false
 	if w.c == nil {
 		if err := w.dial(ctx); err != nil {
@@ -75,14 +79,14 @@ func (w *webhookConn) post(ctx context.Context, form string) (int, []byte, error
 	}
 	status, body, err := w.roundTrip(ctx, form)
 	if err != nil && !fresh && errors.Is(err, errStaleConn) {
-		w.close()
+		w.Close()
 		if err := w.dial(ctx); err != nil {
 			return 0, nil, err
 		}
 		status, body, err = w.roundTrip(ctx, form)
 	}
 	if err != nil {
-		w.close()
+		w.Close()
 	}
 	return status, body, err
 }
@@ -90,7 +94,7 @@ func (w *webhookConn) post(ctx context.Context, form string) (int, []byte, error
 // errStaleConn: the server closed a kept-alive connection before answering.
 var errStaleConn = errors.New("connection closed before an answer")
 
-func (w *webhookConn) dial(ctx context.Context) error {
+func (w *Conn) dial(ctx context.Context) error {
 	d := net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	c, err := d.DialContext(ctx, "tcp", w.t.addr)
 	if err != nil {
@@ -100,7 +104,7 @@ func (w *webhookConn) dial(ctx context.Context) error {
 	return nil
 }
 
-func (w *webhookConn) roundTrip(ctx context.Context, form string) (int, []byte, error) {
+func (w *Conn) roundTrip(ctx context.Context, form string) (int, []byte, error) {
 	deadline := time.Now().Add(60 * time.Second)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -129,12 +133,13 @@ func (w *webhookConn) roundTrip(ctx context.Context, form string) (int, []byte, 
 		return 0, nil, err
 	}
 	if resp.Close {
-		w.close()
+		w.Close()
 	}
 	return resp.StatusCode, w.body.Bytes(), nil
 }
 
-func (w *webhookConn) close() {
+// Close closes the connection; the next Post dials again.
+func (w *Conn) Close() {
 	if w.c != nil {
 		w.c.Close()
 		w.c, w.r = nil, nil

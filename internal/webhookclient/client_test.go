@@ -1,4 +1,4 @@
-package main
+package webhookclient
 
 import (
 	"context"
@@ -47,23 +47,23 @@ func TestWebhookConnSpeaksHTTP(t *testing.T) {
 	srv.Start()
 	defer srv.Close()
 
-	target, err := newWebhookTarget(srv.URL+"/base/", "s3cret")
+	target, err := NewTarget(srv.URL+"/base/", "s3cret")
 	require.NoError(t, err)
-	c := target.conn()
-	defer c.close()
+	c := target.Conn()
+	defer c.Close()
 	ctx := context.Background()
 
-	status, body, err := c.post(ctx, "contact_id=7&message_id=1")
+	status, body, err := c.Post(ctx, "contact_id=7&message_id=1")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, status)
 	require.Equal(t, `{"dispatch_id":7,"status":"accepted"}`, string(body))
 
-	status, body, err = c.post(ctx, "contact_id=404&message_id=1")
+	status, body, err = c.Post(ctx, "contact_id=404&message_id=1")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusNotFound, status)
 	require.Contains(t, string(body), "not_found")
 
-	status, body, err = c.post(ctx, "contact_id=8&message_id=1")
+	status, body, err = c.Post(ctx, "contact_id=8&message_id=1")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, status)
 	require.Equal(t, `{"status":"duplicate"}`, string(body))
@@ -71,7 +71,7 @@ func TestWebhookConnSpeaksHTTP(t *testing.T) {
 
 	// The server drops idle connections: the next call dials again.
 	srv.CloseClientConnections()
-	status, _, err = c.post(ctx, "contact_id=9&message_id=1")
+	status, _, err = c.Post(ctx, "contact_id=9&message_id=1")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, status)
 	require.Equal(t, int32(2), conns.Load())
@@ -79,7 +79,7 @@ func TestWebhookConnSpeaksHTTP(t *testing.T) {
 
 func TestWebhookTargetRejectsOtherSchemes(t *testing.T) {
 	for _, u := range []string{"https://127.0.0.1:1", "127.0.0.1:8080", "http://"} {
-		_, err := newWebhookTarget(u, "t")
+		_, err := NewTarget(u, "t")
 		require.Error(t, err, u)
 	}
 }
@@ -91,8 +91,8 @@ func TestWebhookConnReportsARefusedDial(t *testing.T) {
 	require.NoError(t, err)
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
-	target, err := newWebhookTarget("http://"+addr, "t")
+	target, err := NewTarget("http://"+addr, "t")
 	require.NoError(t, err)
-	_, _, err = target.conn().post(context.Background(), "contact_id=1")
+	_, _, err = target.Conn().Post(context.Background(), "contact_id=1")
 	require.Error(t, err)
 }
