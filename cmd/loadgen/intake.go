@@ -170,6 +170,22 @@ type intakePhase struct {
 	Settle  settleResult `json:"settle"`
 	Load    intakeStats  `json:"load"`
 	Sidecar stopResult   `json:"sidecar"`
+	// FloorAfter is the insert floor measured again right after the load
+	// (when the floor phase ran before it).
+	FloorAfter *floorResult `json:"insert_floor_after,omitempty"`
+}
+
+// intakeFloor is the insert floor the intake is set against: the mean of
+// the floors measured before and after it, or the one before.
+func intakeFloor(before *floorResult, ph *intakePhase) (rate float64, note string) {
+	if before == nil {
+		return 0, ""
+	}
+	if ph == nil || ph.FloorAfter == nil {
+		return before.Rate, ""
+	}
+	return (before.Rate + ph.FloorAfter.Rate) / 2, fmt.Sprintf("; floor: mean of %s commits/s before and %s after",
+		num(before.Rate), num(ph.FloorAfter.Rate))
 }
 
 // runIntakePhase calls the webhook from the load clients against an

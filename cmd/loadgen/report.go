@@ -87,8 +87,13 @@ func (r *report) figures() []figure {
 		if bad := l.Requests - l.OK; bad > 0 {
 			f.Note += fmt.Sprintf(", %d did not (%s)", bad, statusLine(l.Other))
 		}
-		if insertFloor != nil && *insertFloor > 0 {
-			f.Ratio = ptr(l.Rate / *insertFloor)
+		if r.Floor != nil {
+			rate, note := intakeFloor(&r.Floor.Insert, in)
+			f.Floor = ptr(rate)
+			f.Note += note
+		}
+		if f.Floor != nil && *f.Floor > 0 {
+			f.Ratio = ptr(l.Rate / *f.Floor)
 			f.Pass = ptr(*f.Ratio >= targetIntakeRatio && l.OK == l.Requests)
 		}
 		out = append(out, f,
@@ -288,6 +293,9 @@ func (r *report) renderDetails(w io.Writer) {
 	if in := r.Intake; in != nil {
 		line("intake", "%s", in.Settle)
 		sidecar("intake", in.Sidecar, int64(in.Load.OK), "request")
+		if a := in.FloorAfter; a != nil {
+			line("insert floor (after)", "%s commits/s; %s", num(a.Rate), a.CPU.perUnit(a.Count, "commit", r.Machine.CPUs))
+		}
 	}
 	if e := r.E2E; e != nil {
 		line("e2e", "backlog %d %s", e.Backlog, e.BacklogSource)

@@ -115,6 +115,18 @@ func TestIntakeFailsOnErrorsOrWithoutFloor(t *testing.T) {
 	require.Nil(t, f.Floor)
 }
 
+// TestIntakeAgainstTheMeanFloor: with the floor measured again after the
+// intake, the ratio is to the mean of both.
+func TestIntakeAgainstTheMeanFloor(t *testing.T) {
+	r := sample()
+	r.Intake.FloorAfter = &floorResult{Rate: 4000}
+	f := find(t, r.figures(), "intake")
+	require.InDelta(t, 4500, *f.Floor, 1e-9)
+	require.InDelta(t, r.Intake.Load.Rate/4500, *f.Ratio, 1e-9)
+	require.Contains(t, f.Note, "floor: mean of 5,000 commits/s before and 4,000 after")
+	require.Equal(t, 5000.0, *find(t, r.figures(), "floor: bare INSERT commits").Value, "the floor's own line is the one before")
+}
+
 func TestRender(t *testing.T) {
 	r := sample()
 	r.Figures = r.figures()
