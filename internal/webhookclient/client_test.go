@@ -96,3 +96,26 @@ func TestWebhookConnReportsARefusedDial(t *testing.T) {
 	_, _, err = target.Conn().Post(context.Background(), "contact_id=1")
 	require.Error(t, err)
 }
+
+// TestWebhookConnStopsWithItsContext: a call waiting on a server that does
+// not answer ends when its context is cancelled.
+func TestWebhookConnStopsWithItsContext(t *testing.T) {
+	arrived, release := make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+	}))
+	defer srv.Close()
+	defer close(release)
+	target, err := NewTarget(srv.URL, "t")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := target.Conn().Post(ctx, "contact_id=1")
+		errc <- err
+	}()
+	<-arrived // the call is waiting for its answer
+	cancel()
+	require.Error(t, <-errc)
+}
