@@ -5,11 +5,13 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/mautic-mm/sidecar/internal/seed"
+	"github.com/mautic-mm/sidecar/store"
 )
 
 // TestBadRequests: every malformed call gets its status code and a JSON
@@ -189,4 +191,41 @@ func TestHealthReadyMetrics(t *testing.T) {
 	for _, m := range []string{"sidecar_http_requests_total", "sidecar_backlog", "sidecar_claim_lag_seconds", "sidecar_queue_depth"} {
 		require.True(t, strings.Contains(sb.String(), m), "metric %s missing", m)
 	}
+}
+
+// TestBacklogLimit: above SIDECAR_MAX_BACKLOG accepted dispatches the
+// webhook answers 429 backlog_full and records nothing; once the workers
+// have routed the backlog and it has been counted again, calls are accepted
+// again.
+func TestBacklogLimit(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxBacklog = 3 })
+	c := h.content()
+	msg := h.message(seed.Channel{Channel: "email", ChannelID: c.email})
+	var contacts, ids []int64
+	for i := range 4 {
+		contacts = append(contacts, h.contact(seed.Contact{Email: "b" + itoa(int64(i)) + "@example.test"}))
+	}
+	for _, id := range contacts[:3] {
+		ids = append(ids, h.dispatch(id, msg))
+	}
+	refused := map[string]string{"contact_id": itoa(contacts[3]), "message_id": itoa(msg)}
+	code, body := h.post(refused)
+	require.Equal(t, http.StatusTooManyRequests, code, "%v", body)
+	require.Equal(t, "backlog_full", body["error"].(map[string]any)["code"])
+	require.Equal(t, 3, h.db.Count(t, "sidecar_dispatches", ""), "the refused call is not recorded")
+	require.Equal(t, 0, h.db.Count(t, "sidecar_dispatches", "contact_id = ?", contacts[3]))
+
+	h.start()
+	for _, id := range ids {
+		require.Equal(t, store.Sent, h.wait(id).State)
+	}
+	// The next count (every 500 ms at half the limit or more) sees it.
+	deadline := time.Now().Add(10 * time.Second)
+	for h.app.intake.Backlog() != 0 {
+		require.True(t, time.Now().Before(deadline), "backlog still counted as %d", h.app.intake.Backlog())
+		time.Sleep(10 * time.Millisecond)
+	}
+	code, body = h.post(refused)
+	require.Equal(t, http.StatusOK, code, "accepted again once the backlog was routed and counted: %v", body)
+	require.Equal(t, 1, h.db.Count(t, "sidecar_dispatches", "contact_id = ?", contacts[3]))
 }
