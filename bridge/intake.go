@@ -56,7 +56,10 @@ type Intake struct {
 	reqs    chan *intakeReq
 	backlog atomic.Int64
 	wg      sync.WaitGroup
-	stopped atomic.Bool
+	// closeMu orders Close after every Submit already sending to reqs
+	// (read-locked by Submit), so reqs is never sent to once closed.
+	closeMu sync.RWMutex
+	closed  bool
 }
 
 // IntakeOptions tune the intake.
@@ -94,24 +97,33 @@ func NewIntake(db *mautic.DB, st *store.DB, senders *channels.Registry, log *slo
 // Submit records r and waits for the outcome. The work continues even if
 // ctx ends: a request that reached the database is never half-recorded.
 func (in *Intake) Submit(ctx context.Context, r Request) intakeResult {
-	if in.stopped.Load() {
+	req := &intakeReq{r: r, done: make(chan intakeResult, 1)}
+	in.closeMu.RLock()
+	if in.closed {
+		in.closeMu.RUnlock()
 		return intakeResult{Err: errStopping}
 	}
-	req := &intakeReq{r: r, done: make(chan intakeResult, 1)}
 	select {
 	case in.reqs <- req:
+		in.closeMu.RUnlock()
 	case <-ctx.Done():
+		in.closeMu.RUnlock()
 		return intakeResult{Err: ctx.Err()}
 	}
 	return <-req.done
 }
 
-// Close stops the writers after the requests already submitted.
+// Close stops the writers after the requests already submitted; a Submit
+// that comes later answers errStopping.
 func (in *Intake) Close() {
-	if in.stopped.Swap(true) {
+	in.closeMu.Lock()
+	if in.closed {
+		in.closeMu.Unlock()
 		return
 	}
+	in.closed = true
 	close(in.reqs)
+	in.closeMu.Unlock()
 	in.wg.Wait()
 }
 
