@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/mautic-mm/sidecar/internal/seed"
 	"github.com/mautic-mm/sidecar/internal/testdb"
 )
@@ -153,43 +155,20 @@ func (ds *dataset) form(contact, message, event int64, key string) url.Values {
 	return v
 }
 
-// bulk accumulates rows of one table for multi-row INSERTs.
-type bulk struct {
-	head, tuple string
-	n           int
-	sb          strings.Builder
-	args        []any
-}
+// bulk writes rows of one table in multi-row INSERTs of 500, failing the
+// test on an error.
+type bulk struct{ *seed.Bulk }
 
-func newBulk(table string, cols ...string) *bulk {
-	return &bulk{head: "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES ",
-		tuple: "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"}
-}
+func newBulk(table string, cols ...string) bulk { return bulk{seed.NewBulk(table, cols, 500)} }
 
-func (b *bulk) add(t testing.TB, db *testdb.DB, vals ...any) {
-	if b.n == 0 {
-		b.sb.Reset()
-		b.sb.WriteString(b.head)
-	} else {
-		b.sb.WriteByte(',')
-	}
-	b.sb.WriteString(b.tuple)
-	b.args = append(b.args, vals...)
-	b.n++
-	if b.n == 500 {
-		b.flush(t, db)
-	}
-}
-
-func (b *bulk) flush(t testing.TB, db *testdb.DB) {
+func (b bulk) add(t testing.TB, db *testdb.DB, vals ...any) {
 	t.Helper()
-	if b.n == 0 {
-		return
-	}
-	if _, err := db.Exec(b.sb.String(), b.args...); err != nil {
-		t.Fatalf("bulk insert: %v", err)
-	}
-	b.n, b.args = 0, b.args[:0]
+	require.NoError(t, b.Add(context.Background(), db, vals...))
+}
+
+func (b bulk) flush(t testing.TB, db *testdb.DB) {
+	t.Helper()
+	require.NoError(t, b.Flush(context.Background(), db))
 }
 
 // dispatchRow is a sidecar_dispatches row as the checks need it.

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mautic-mm/sidecar/internal/seed"
 	"github.com/mautic-mm/sidecar/store"
 )
 
@@ -44,28 +45,28 @@ func insertBacklog(ctx context.Context, b *benchDB, ds *dataset, n int, keyPrefi
 		return 0, 0, fmt.Errorf("insert backlog: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	disp := newBulk(b.T("sidecar_dispatches"), []string{"id", "state", "contact_id", "message_id", "campaign_id", "event_id",
+	disp := seed.NewBulk(b.T("sidecar_dispatches"), []string{"id", "state", "contact_id", "message_id", "campaign_id", "event_id",
 		"idempotency_key", "attempts", "trace", "run_at", "created_at", "updated_at"}, bulkRows)
-	keys := newBulk(b.T("sidecar_dispatch_keys"), []string{"dedup_key", "dispatch_id", "created_at"}, bulkRows)
+	keys := seed.NewBulk(b.T("sidecar_dispatch_keys"), []string{"dedup_key", "dispatch_id", "created_at"}, bulkRows)
 	for i := 0; i < n; i++ {
 		id := lo + int64(i)
 		contact := spread(i, n, ds.Contacts)
 		key := keyPrefix + strconv.Itoa(i)
-		if err := disp.add(ctx, tx, id, store.Accepted, contact, ds.MessageID, ds.CampaignID, ds.EventID, key, 0, "[]", now, now, now); err != nil {
+		if err := disp.Add(ctx, tx, id, store.Accepted, contact, ds.MessageID, ds.CampaignID, ds.EventID, key, 0, "[]", now, now, now); err != nil {
 			return 0, 0, err
 		}
 		k := store.KeyFor(key, 0, 0, 0, 0)
-		if err := keys.add(ctx, tx, k[:], id, now); err != nil {
+		if err := keys.Add(ctx, tx, k[:], id, now); err != nil {
 			return 0, 0, err
 		}
 		if i%bulkRows == 0 {
 			prog.update(int64(i))
 		}
 	}
-	if err := disp.flush(ctx, tx); err != nil {
+	if err := disp.Flush(ctx, tx); err != nil {
 		return 0, 0, err
 	}
-	if err := keys.flush(ctx, tx); err != nil {
+	if err := keys.Flush(ctx, tx); err != nil {
 		return 0, 0, err
 	}
 	if err := tx.Commit(); err != nil {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mautic-mm/sidecar/internal/seed"
 )
 
 // floorResult is one floor measurement: what the database alone allows.
@@ -121,15 +123,15 @@ func prepareContactFloor(ctx context.Context, b *benchDB, ds *dataset, n int) er
 	if _, err := b.DB.ExecContext(ctx, "CREATE TABLE "+contactFloorDispatches+" LIKE "+b.T("sidecar_dispatches")); err != nil {
 		return fmt.Errorf("contact floor: %w", err)
 	}
-	ins := newBulk(contactFloorDispatches, []string{"id", "state", "contact_id", "message_id", "campaign_id", "event_id", "attempts",
+	ins := seed.NewBulk(contactFloorDispatches, []string{"id", "state", "contact_id", "message_id", "campaign_id", "event_id", "attempts",
 		"trace", "run_at", "created_at", "updated_at"}, bulkRows)
 	now := time.Now().UTC()
 	for id := 1; id <= n; id++ {
-		if err := ins.add(ctx, b.DB, id, "accepted", id, ds.MessageID, ds.CampaignID, ds.EventID, 0, "[]", now, now, now); err != nil {
+		if err := ins.Add(ctx, b.DB, id, "accepted", id, ds.MessageID, ds.CampaignID, ds.EventID, 0, "[]", now, now, now); err != nil {
 			return err
 		}
 	}
-	return ins.flush(ctx, b.DB)
+	return ins.Flush(ctx, b.DB)
 }
 
 // discardRows reads and discards a query's rows.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mautic-mm/sidecar/internal/seed"
 	"github.com/mautic-mm/sidecar/mautic"
 )
 
@@ -72,13 +73,13 @@ func insertQueueRows(ctx context.Context, b *benchDB, ds *dataset, n int, prog *
 		return fmt.Errorf("insert queue rows: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	ins := newBulk(b.T("message_queue"), []string{"channel", "channel_id", "event_id", "lead_id", "priority", "max_attempts", "attempts",
+	ins := seed.NewBulk(b.T("message_queue"), []string{"channel", "channel_id", "event_id", "lead_id", "priority", "max_attempts", "attempts",
 		"success", "status", "date_published", "scheduled_date", "last_attempt", "date_sent", "options"}, bulkRows)
 	for i := 0; i < n; i++ {
 		contact := int64(i%ds.Contacts) + 1
 		ch := queueChannel(makeProfile(ds.Seed, contact), i/ds.Contacts)
 		scheduled := now.Add(-time.Hour + time.Duration(i%3600)*time.Second)
-		if err := ins.add(ctx, tx, ch, ds.Content[ch], ds.EventID, contact, 2, 3, 0, 0, mautic.QueuePending,
+		if err := ins.Add(ctx, tx, ch, ds.Content[ch], ds.EventID, contact, 2, 3, 0, 0, mautic.QueuePending,
 			scheduled.Add(-time.Hour), scheduled, nil, nil, "a:1:{i:0;a:0:{}}"); err != nil {
 			return err
 		}
@@ -86,7 +87,7 @@ func insertQueueRows(ctx context.Context, b *benchDB, ds *dataset, n int, prog *
 			prog.update(int64(i))
 		}
 	}
-	if err := ins.flush(ctx, tx); err != nil {
+	if err := ins.Flush(ctx, tx); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {

@@ -160,14 +160,14 @@ func seedContacts(ctx context.Context, pool *sqlx.DB, b *benchDB, ds *dataset, f
 		return nil, fmt.Errorf("seed contacts: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	tables := map[string]*bulkInsert{
-		"leads":                   newBulk(b.T("leads"), leadCols, bulkRows),
-		"lead_frequencyrules":     newBulk(b.T("lead_frequencyrules"), ruleCols, bulkRows),
-		"lead_donotcontact":       newBulk(b.T("lead_donotcontact"), dncCols, bulkRows),
-		"push_ids":                newBulk(b.T("push_ids"), pushCols, bulkRows),
-		"email_stats":             newBulk(b.T("email_stats"), eStatCols, bulkRows),
-		"sms_message_stats":       newBulk(b.T("sms_message_stats"), sStatCols, bulkRows),
-		"push_notification_stats": newBulk(b.T("push_notification_stats"), pStatCols, bulkRows),
+	tables := map[string]*seed.Bulk{
+		"leads":                   seed.NewBulk(b.T("leads"), leadCols, bulkRows),
+		"lead_frequencyrules":     seed.NewBulk(b.T("lead_frequencyrules"), ruleCols, bulkRows),
+		"lead_donotcontact":       seed.NewBulk(b.T("lead_donotcontact"), dncCols, bulkRows),
+		"push_ids":                seed.NewBulk(b.T("push_ids"), pushCols, bulkRows),
+		"email_stats":             seed.NewBulk(b.T("email_stats"), eStatCols, bulkRows),
+		"sms_message_stats":       seed.NewBulk(b.T("sms_message_stats"), sStatCols, bulkRows),
+		"push_notification_stats": seed.NewBulk(b.T("push_notification_stats"), pStatCols, bulkRows),
 	}
 	// Leads first: every other table points at them.
 	order := []string{"leads", "lead_frequencyrules", "lead_donotcontact", "push_ids", "email_stats", "sms_message_stats", "push_notification_stats"}
@@ -176,14 +176,14 @@ func seedContacts(ctx context.Context, pool *sqlx.DB, b *benchDB, ds *dataset, f
 	for id := from; id < to; id++ {
 		profiles = append(profiles, makeProfile(ds.Seed, id))
 	}
-	add := func(table string, vals ...any) error { return tables[table].add(ctx, tx, vals...) }
+	add := func(table string, vals ...any) error { return tables[table].Add(ctx, tx, vals...) }
 	for _, p := range profiles {
 		if err := add("leads", p.ID, 1, now, now, 0, p.First, p.Last, orNull(p.Email), orNull(p.Mobile), orNull(p.Phone),
 			orNull(p.City), orNull(p.Country)); err != nil {
 			return nil, err
 		}
 	}
-	if err := tables["leads"].flush(ctx, tx); err != nil {
+	if err := tables["leads"].Flush(ctx, tx); err != nil {
 		return nil, err
 	}
 	for _, p := range profiles {
@@ -193,7 +193,7 @@ func seedContacts(ctx context.Context, pool *sqlx.DB, b *benchDB, ds *dataset, f
 	}
 	rows := map[string]int64{}
 	for _, t := range order {
-		if err := tables[t].flush(ctx, tx); err != nil {
+		if err := tables[t].Flush(ctx, tx); err != nil {
 			return nil, err
 		}
 		rows[t] = tables[t].Total
