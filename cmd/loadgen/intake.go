@@ -52,10 +52,10 @@ func campaignForm(ds *dataset, keyPrefix string) func(i int) string {
 
 // runIntake sends the requests from l.Clients goroutines and measures each
 // one from the start of the request to the end of the answer's body.
-func runIntake(ctx context.Context, l intakeLoad, prog *progress) intakeStats {
+func runIntake(ctx context.Context, l intakeLoad, prog *progress) (intakeStats, error) {
 	target, err := webhookclient.NewTarget(l.URL, l.Token)
 	if err != nil {
-		return intakeStats{Requests: 0, FirstError: err.Error(), Other: map[string]int{"bad target": 1}}
+		return intakeStats{}, err
 	}
 
 	var next, answered atomic.Int64
@@ -162,7 +162,7 @@ func runIntake(ctx context.Context, l intakeLoad, prog *progress) intakeStats {
 	if len(st.Other) == 0 {
 		st.Other = nil
 	}
-	return st
+	return st, nil
 }
 
 // intakePhase is the intake measurement.
@@ -196,12 +196,16 @@ func (r *runner) runIntakePhase(ctx context.Context) (*intakePhase, error) {
 	if err != nil {
 		return nil, err
 	}
-	ph.Load = runIntake(ctx, intakeLoad{URL: p.URL, Token: r.launch.token, Clients: r.cfg.Clients, N: r.cfg.Intake.N,
+	var loadErr error
+	ph.Load, loadErr = runIntake(ctx, intakeLoad{URL: p.URL, Token: r.launch.token, Clients: r.cfg.Clients, N: r.cfg.Intake.N,
 		For: r.cfg.Intake.For, Form: campaignForm(r.ds, r.runID+"-intake-")},
 		newProgress(r.stderr, "intake", int64(r.cfg.Intake.N), "requests"))
 	died := !p.alive()
 	ph.Sidecar, err = p.stop(stopTimeout)
-	if died {
+	switch {
+	case loadErr != nil:
+		return ph, loadErr
+	case died:
 		return ph, errSidecarDied
 	}
 	return ph, err

@@ -33,10 +33,14 @@ func (r *runner) runMemory(ctx context.Context) (*memoryPhase, error) {
 	if err != nil {
 		return nil, err
 	}
-	ph.Intake = runIntake(ctx, intakeLoad{URL: p.URL, Token: r.launch.token, Clients: r.cfg.Clients, N: ph.Backlog,
+	var loadErr error
+	ph.Intake, loadErr = runIntake(ctx, intakeLoad{URL: p.URL, Token: r.launch.token, Clients: r.cfg.Clients, N: ph.Backlog,
 		Form: campaignForm(r.ds, r.runID+"-memory-")}, newProgress(r.stderr, "memory intake", int64(ph.Backlog), "requests"))
 	died := !p.alive()
 	ph.IntakeSidecar, err = p.stop(stopTimeout)
+	if loadErr != nil {
+		return ph, loadErr
+	}
 	if died {
 		return ph, errSidecarDied
 	}
