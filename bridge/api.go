@@ -60,7 +60,7 @@ func (a *App) writeError(c *gin.Context, err error, detail string) {
 		abortJSON(c, http.StatusServiceUnavailable, "shutting_down", "the sidecar is shutting down")
 	case errors.As(err, &sn):
 		abortJSON(c, http.StatusServiceUnavailable, "schema_not_current", sn.Error())
-	case errors.Is(err, errUnavailable), isDBError(err):
+	case errors.Is(err, errUnavailable), store.Unreachable(err):
 		abortJSON(c, http.StatusServiceUnavailable, "database_unavailable", "the database is unavailable")
 	case errors.Is(err, store.ErrNotFound):
 		abortJSON(c, http.StatusNotFound, "not_found", msg("no such dispatch"))
@@ -72,16 +72,6 @@ func (a *App) writeError(c *gin.Context, err error, detail string) {
 		a.log.Error("internal error", "err", err, "path", c.FullPath())
 		abortJSON(c, http.StatusInternalServerError, "internal", "internal error")
 	}
-}
-
-// isDBError reports errors of the database layer that mean "unreachable".
-func isDBError(err error) bool {
-	if err == nil {
-		return false
-	}
-	s := err.Error()
-	return strings.Contains(s, "connection refused") || strings.Contains(s, "invalid connection") ||
-		strings.Contains(s, "bad connection") || strings.Contains(s, "broken pipe") || strings.Contains(s, "i/o timeout")
 }
 
 func (a *App) routes() http.Handler {

@@ -48,7 +48,7 @@ func (w fencedWrite) run(ctx context.Context) error {
 		if err == nil {
 			break
 		}
-		if (!store.Retryable(err) && !isDBError(err)) || ctx.Err() != nil || w.hard.Err() != nil {
+		if (!store.Retryable(err) && !store.Unreachable(err)) || ctx.Err() != nil || w.hard.Err() != nil {
 			return err
 		}
 		w.log.Debug("batch write failed, writing it again (nothing is re-sent)", "attempt", attempt+1, "err", err)

@@ -19,10 +19,13 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -413,6 +416,38 @@ func (s *DB) readOwners(ctx context.Context, tx *sqlx.Tx, batch []NewDispatch, o
 func isDuplicate(err error) bool {
 	var me *mysql.MySQLError
 	return errors.As(err, &me) && me.Number == 1062
+}
+
+// Unreachable reports whether err means the database could not be reached
+// or went away (refused or reset connections, a connection the driver found
+// broken, a server shutting down or killing its connections), as opposed to
+// an answer about the statement. A transaction that failed so may have
+// committed or not; a write fenced by its lease can run again safely.
+func Unreachable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false // the caller's own bound, not the database's state
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		// Server shutdown in progress; connection killed; too many
+		// connections (the server is restarting or overloaded).
+		return me.Number == 1053 || me.Number == 1927 || me.Number == 1040
+	}
+	var ne net.Error
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.As(err, &ne) {
+		return true
+	}
+	// Errors that lost their type on the way (formatted with %v).
+	msg := err.Error()
+	for _, s := range []string{"connection refused", "connection reset", "invalid connection", "bad connection",
+		"broken pipe", "i/o timeout", "unexpected EOF"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // Retryable reports whether err is a deadlock or lock wait timeout, after
