@@ -105,6 +105,8 @@ func TestCrashUnderLoad(t *testing.T) {
 // delivered is what checkDelivered counted.
 type delivered struct {
 	sent, deliveries, duplicated, lost, repeats int
+	// twice lists the dispatches delivered more than once.
+	twice []int64
 }
 
 // checkDelivered checks that the recorded dispatches are exactly the
@@ -143,6 +145,7 @@ func checkDelivered(t testing.TB, ds *dataset, prov *providers, accepted map[int
 			t.Errorf("dispatch %d is sent on %s but the provider never delivered it", id, r.Channel.String)
 		case got > 1:
 			c.duplicated += got - 1
+			c.twice = append(c.twice, id)
 			if !window[id] {
 				outside = append(outside, id)
 			}

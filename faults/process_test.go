@@ -150,6 +150,17 @@ func (s *sidecar) log() string {
 	return string(b)
 }
 
+// grep returns the log lines that contain sub.
+func (s *sidecar) grep(sub string) string {
+	var out []string
+	for _, l := range strings.Split(s.log(), "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // tail returns the last n lines of the log.
 func (s *sidecar) tail(n int) string {
 	lines := strings.Split(strings.TrimRight(s.log(), "\n"), "\n")
