@@ -1,6 +1,7 @@
 package email
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/md5" //nolint:gosec // email_copies.id is an md5 in Mautic's schema, not a security hash.
 	"crypto/rand"
@@ -226,6 +227,7 @@ var errInvalidRecipient = errors.New("invalid recipient address")
 // built is a rendered message ready for the SMTP transaction.
 type built struct {
 	msg       *gomail.Msg
+	data      []byte   // msg as DATA content, end-of-data line included
 	from      string   // envelope sender
 	rcpt      string   // the contact
 	bcc       []string // extra envelope recipients
@@ -376,6 +378,15 @@ func (s *Sender) build(msg channels.Message) (*built, error) {
 		m.SetBodyString(gomail.TypeTextPlain, text)
 	}
 	b.msg = m
+	raw := rawPool.Get().(*bytes.Buffer)
+	defer func() {
+		raw.Reset()
+		rawPool.Put(raw)
+	}()
+	if _, err := m.WriteTo(raw); err != nil {
+		return nil, channels.Errorf(channels.KindPermanent, "email %d: mime message: %v", e.ID, err)
+	}
+	b.data = appendData(make([]byte, 0, raw.Len()+raw.Len()/32+8), raw.Bytes())
 	return b, nil
 }
 

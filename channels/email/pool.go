@@ -67,11 +67,16 @@ func (c *abortConn) SetWriteDeadline(t time.Time) error {
 
 // conn is one SMTP connection of the pool.
 type conn struct {
-	smtp     *smtp.Client
-	raw      *abortConn
-	reused   bool
-	tls      bool
-	idleFrom time.Time // when it went back to the pool
+	smtp   *smtp.Client
+	raw    *abortConn
+	reused bool
+	tls    bool
+	// From the server's EHLO: whether it takes pipelined commands, and
+	// the parameters of MAIL FROM (BODY=8BITMIME, SMTPUTF8), as go-mail
+	// would send them.
+	pipelining bool
+	mailParams string
+	idleFrom   time.Time // when it went back to the pool
 }
 
 // maxIdle is how long a pooled connection may wait unused before it is
@@ -246,6 +251,13 @@ func (s *Sender) dial(ctx context.Context) (*conn, error) {
 	if err == nil {
 		if _, ok := sc.TLSConnectionState(); ok {
 			c.tls = true
+		}
+		c.pipelining, _ = sc.Extension("PIPELINING")
+		if ok, _ := sc.Extension("8BITMIME"); ok {
+			c.mailParams += " BODY=8BITMIME"
+		}
+		if ok, _ := sc.Extension("SMTPUTF8"); ok {
+			c.mailParams += " SMTPUTF8"
 		}
 		switch {
 		case srv.requireTLS && !c.tls:
