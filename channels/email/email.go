@@ -97,6 +97,18 @@ func (s *Sender) Close() error {
 // header (angle brackets included) and Tokens holds every token value used,
 // for email_stats.tokens.
 func (s *Sender) Send(ctx context.Context, msg channels.Message) (channels.Receipt, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, s.cfg.Timeout,
+		fmt.Errorf("email send took longer than %s: %w", s.cfg.Timeout, context.DeadlineExceeded))
+	defer cancel()
+	// The slot first: the message is built only when it can go out, so
+	// that a batch's sends waiting for a connection hold no messages.
+	if err := s.pool.enter(ctx); err != nil {
+		if errors.Is(err, errClosed) {
+			return channels.Receipt{}, channels.Transient(err, 0)
+		}
+		return channels.Receipt{}, ctxError(ctx)
+	}
+	defer s.pool.leave()
 	b, err := s.build(msg)
 	if err != nil {
 		return channels.Receipt{}, err
@@ -104,9 +116,6 @@ func (s *Sender) Send(ctx context.Context, msg channels.Message) (channels.Recei
 	for _, note := range b.skipped {
 		s.log.Warn("email content problem", "email_id", msg.Email.ID, "contact_id", msg.Contact.ID, "detail", note)
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, s.cfg.Timeout,
-		fmt.Errorf("email send took longer than %s: %w", s.cfg.Timeout, context.DeadlineExceeded))
-	defer cancel()
 
 	for attempt := 1; ; attempt++ {
 		if ctx.Err() != nil {
@@ -121,19 +130,14 @@ func (s *Sender) Send(ctx context.Context, msg channels.Message) (channels.Recei
 			return channels.Receipt{}, err
 		}
 		keep, retry, err := s.transact(ctx, c, b)
-		if err == nil {
-			if keep {
-				s.pool.put(c)
-			} else {
-				s.pool.drop(c)
-			}
-			s.log.Debug("email sent", "contact_id", msg.Contact.ID, "provider_id", b.messageID, "attempt", attempt)
-			return channels.Receipt{ProviderID: b.messageID, SentAt: s.now().UTC(), Tokens: b.tokens}, nil
-		}
 		if keep {
 			s.pool.put(c)
 		} else {
 			s.pool.drop(c)
+		}
+		if err == nil {
+			s.log.Debug("email sent", "contact_id", msg.Contact.ID, "provider_id", b.messageID, "attempt", attempt)
+			return channels.Receipt{ProviderID: b.messageID, SentAt: s.now().UTC(), Tokens: b.tokens}, nil
 		}
 		if ctx.Err() != nil {
 			return channels.Receipt{}, ctxError(ctx)
@@ -153,25 +157,17 @@ func (s *Sender) Send(ctx context.Context, msg channels.Message) (channels.Recei
 	}
 }
 
-// conn returns a pooled connection or dials a new one, holding a pool slot
-// in both cases.
+// conn returns a pooled connection or dials a new one; the caller holds a
+// slot.
 func (s *Sender) conn(ctx context.Context) (*conn, error) {
-	c, err := s.pool.acquire(ctx)
+	c, err := s.pool.take()
 	if err != nil {
-		if errors.Is(err, errClosed) {
-			return nil, channels.Transient(err, 0)
-		}
-		return nil, ctxError(ctx)
+		return nil, channels.Transient(err, 0)
 	}
 	if c != nil {
 		return c, nil
 	}
-	c, err = s.dial(ctx)
-	if err != nil {
-		s.pool.release()
-		return nil, err
-	}
-	return c, nil
+	return s.dial(ctx)
 }
 
 // transact runs one SMTP mail transaction on c. keep reports whether c can

@@ -104,8 +104,10 @@ func (c *conn) close(polite bool, timeout time.Duration) {
 	_ = c.smtp.Close()
 }
 
-// pool keeps up to size idle connections and lets at most size sends use
-// a connection at once.
+// pool keeps up to size idle connections and lets at most size sends run
+// at once: a send holds a slot (enter, leave) from before its message is
+// built until its transaction ends, so that no more messages than
+// connections wait in memory.
 type pool struct {
 	slots   chan struct{}
 	timeout time.Duration
@@ -119,18 +121,31 @@ func newPool(size int, timeout time.Duration) *pool {
 	return &pool{slots: make(chan struct{}, size), timeout: timeout}
 }
 
-// acquire waits for a send slot and returns an idle connection, or nil
-// when the caller must dial one. The slot is held until put or drop.
-func (p *pool) acquire(ctx context.Context) (*conn, error) {
+// enter waits for a send slot; leave frees it.
+func (p *pool) enter(ctx context.Context) error {
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, context.Cause(ctx)
+		return context.Cause(ctx)
 	}
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		<-p.slots
+		return errClosed
+	}
+	return nil
+}
+
+func (p *pool) leave() { <-p.slots }
+
+// take returns an idle connection, or nil when the caller must dial one.
+// The caller holds a slot.
+func (p *pool) take() (*conn, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		<-p.slots
 		return nil, errClosed
 	}
 	// Connections idle too long are closed: the server has likely dropped
@@ -154,10 +169,7 @@ func (p *pool) acquire(ctx context.Context) (*conn, error) {
 	return c, nil
 }
 
-// release frees the slot without a connection (the dial failed).
-func (p *pool) release() { <-p.slots }
-
-// put returns a healthy connection for reuse and frees the slot.
+// put keeps a healthy connection for reuse.
 func (p *pool) put(c *conn) {
 	p.mu.Lock()
 	keep := !p.closed && len(p.idle) < cap(p.slots)
@@ -169,14 +181,10 @@ func (p *pool) put(c *conn) {
 	if !keep {
 		c.close(true, p.timeout)
 	}
-	<-p.slots
 }
 
-// drop closes a broken connection and frees the slot.
-func (p *pool) drop(c *conn) {
-	c.close(false, 0)
-	<-p.slots
-}
+// drop closes a broken connection.
+func (p *pool) drop(c *conn) { c.close(false, 0) }
 
 // close closes the idle connections; connections in use are closed when
 // they come back.
