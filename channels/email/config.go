@@ -305,11 +305,42 @@ func parseAddress(s string) (*mail.Address, error) {
 	if strings.ContainsAny(s, "\r\n") {
 		return nil, errors.New("invalid address")
 	}
-	a, err := mail.ParseAddress(strings.TrimSpace(s))
+	s = strings.TrimSpace(s)
+	if plainAddress(s) {
+		// What net/mail returns for it, without its parser (a contact's
+		// address is parsed for every email).
+		return &mail.Address{Address: s}, nil
+	}
+	a, err := mail.ParseAddress(s)
 	if err != nil {
 		return nil, errors.New("invalid address")
 	}
 	return a, nil
+}
+
+// plainAddress reports whether s is local@domain with both parts ASCII
+// dot-atoms (RFC 5322 3.2.3), the form nearly every address has.
+func plainAddress(s string) bool {
+	at := strings.IndexByte(s, '@')
+	return at > 0 && dotAtom(s[:at]) && dotAtom(s[at+1:])
+}
+
+func dotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '.':
+			if s[i-1] == '.' {
+				return false
+			}
+		case c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>[]:;@\,"`, c) >= 0:
+			return false
+		}
+	}
+	return true
 }
 
 // hostPort is the dial address of the server.

@@ -2,6 +2,9 @@ package email
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"net/mail"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,4 +127,41 @@ func TestSiteBase(t *testing.T) {
 			require.Equal(t, tc.host, host)
 		})
 	}
+}
+
+func TestPlainAddressAgreesWithNetMail(t *testing.T) {
+	for _, s := range []string{"john@doe.email", "a.b+c@x.y-z.test", "o'neil@example.com", "x@y"} {
+		require.True(t, plainAddress(s), s)
+	}
+	for _, s := range []string{"", "@x", "x@", "a..b@x", ".a@x", "a.@x", "a@b@c", "a@b..c", "a b@c", "\"a\"@b", "a@[1.2.3.4]", "Jo <a@b>", "é@x"} {
+		require.False(t, plainAddress(s), s)
+	}
+	// Whatever plainAddress takes, net/mail parses to the same address.
+	rng := rand.New(rand.NewPCG(3, 4))
+	// Mostly atext, so that many inputs are plain; now and then a special.
+	alphabet := []string{"a", "Z", "0", "x", "k", ".", ".", "..", "+", "-", "'", "@",
+		" ", "\"", "<", ">", "(", ")", "[", "]", ",", ";", ":", "\\", "é", "\t"}
+	taken := 0
+	for range 20000 {
+		var b strings.Builder
+		for i := range rng.IntN(12) + 2 {
+			if i == 3 {
+				b.WriteByte('@')
+			}
+			if rng.IntN(3) > 0 {
+				b.WriteString(alphabet[rng.IntN(5)])
+				continue
+			}
+			b.WriteString(alphabet[rng.IntN(len(alphabet))])
+		}
+		s := b.String()
+		if !plainAddress(s) {
+			continue
+		}
+		taken++
+		a, err := mail.ParseAddress(s)
+		require.NoError(t, err, "%q", s)
+		require.Equal(t, mail.Address{Address: s}, *a, "%q", s)
+	}
+	require.Greater(t, taken, 100, "the random inputs exercise the fast path")
 }
