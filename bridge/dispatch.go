@@ -56,16 +56,19 @@ func (p *progress) blocked(ch string) bool {
 
 // Options tune the dispatch pipeline.
 type Options struct {
-	Workers      int
-	BatchSize    int
-	Lease        time.Duration // bound on one routing transaction
-	SendTimeout  time.Duration
-	RetryMax     int
-	RetryBase    time.Duration
-	RetryCap     time.Duration // 1 minute
-	RerouteEvery time.Duration // 5 minutes
-	RerouteFor   time.Duration // 24 hours
-	IdlePoll     time.Duration // how often an idle worker looks for work
+	Workers   int
+	BatchSize int
+	// QueueBatchSize is the message_queue rows one queue worker claims
+	// per batch.
+	QueueBatchSize int
+	Lease          time.Duration // bound on one routing transaction
+	SendTimeout    time.Duration
+	RetryMax       int
+	RetryBase      time.Duration
+	RetryCap       time.Duration // 1 minute
+	RerouteEvery   time.Duration // 5 minutes
+	RerouteFor     time.Duration // 24 hours
+	IdlePoll       time.Duration // how often an idle worker looks for work
 	// FrequencyDefaults are Mautic's global default limits per channel.
 	FrequencyDefaults map[string]mautic.Limit
 	MessageCacheTTL   time.Duration
@@ -77,6 +80,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 64
+	}
+	if o.QueueBatchSize <= 0 {
+		o.QueueBatchSize = 128
 	}
 	if o.Lease <= 0 {
 		o.Lease = 30 * time.Second

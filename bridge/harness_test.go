@@ -72,7 +72,7 @@ func withPipeline(f func(*Options)) harnessOption { return func(c *Config) { f(&
 
 // testOptions are pipeline settings that keep tests fast.
 func testOptions() Options {
-	return Options{Workers: 4, BatchSize: 16, Lease: 10 * time.Second, SendTimeout: 5 * time.Second, RetryMax: 3,
+	return Options{Workers: 4, BatchSize: 16, QueueBatchSize: 16, Lease: 10 * time.Second, SendTimeout: 5 * time.Second, RetryMax: 3,
 		RetryBase: 20 * time.Millisecond, RetryCap: time.Minute, RerouteEvery: 5 * time.Minute, RerouteFor: 24 * time.Hour,
 		IdlePoll: 20 * time.Millisecond}
 }

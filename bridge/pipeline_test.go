@@ -354,7 +354,7 @@ func TestRoutesAsOfAfterTheClaim(t *testing.T) {
 // is claimed once the hold ends, and a row queued with a scheduled date
 // before the bound is found once the queue looks empty.
 func TestQueueFloorFollowsTheClaims(t *testing.T) {
-	h := newHarness(t, withPipeline(func(o *Options) { o.BatchSize = 2 }))
+	h := newHarness(t, withPipeline(func(o *Options) { o.QueueBatchSize = 2 }))
 	c := h.content()
 	m := h.db.Mautic
 	q := h.app.queue

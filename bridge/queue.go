@@ -215,7 +215,7 @@ func (q *QueueWorker) claim(ctx context.Context, chans []string, now time.Time) 
 	if from.IsZero() || from.After(now) {
 		return lease, nil, nil // nothing pending, or nothing due yet
 	}
-	rows, err := q.db.ClaimDueQueueRows(ctx, tx, chans, from, now, q.opts.BatchSize)
+	rows, err := q.db.ClaimDueQueueRows(ctx, tx, chans, from, now, q.opts.QueueBatchSize)
 	if err != nil {
 		return lease, nil, err
 	}

@@ -63,6 +63,7 @@ type Config struct {
 	// Ours: not fixed by DESIGN.md.
 	PublicURL     string        `env:"SIDECAR_PUBLIC_URL" help:"(ours) URL Mautic and providers reach this sidecar at; enables Twilio status callbacks"`
 	BatchSize     int           `env:"SIDECAR_BATCH_SIZE" envDefault:"64" help:"(ours) dispatches a worker routes per transaction"`
+	QueueBatch    int           `env:"SIDECAR_QUEUE_BATCH_SIZE" envDefault:"128" help:"(ours) message_queue rows a queue worker claims and sends per batch"`
 	Lease         time.Duration `env:"SIDECAR_LEASE" envDefault:"30s" help:"(ours) bound on one routing transaction; work of a dead or stuck worker is resumed after it"`
 	DBMaxConns    int           `env:"SIDECAR_DB_MAX_CONNS" envDefault:"64" help:"(ours) database connection pool size"`
 	RateLimits    string        `env:"SIDECAR_RATE_LIMITS" help:"(ours) per-channel send rate limits, e.g. email:50,sms:10 (sends/second; burst = rate)"`
@@ -280,6 +281,9 @@ func (c Config) Validate() error {
 	}
 	if c.BatchSize < 1 || c.BatchSize > 1000 {
 		bad("SIDECAR_BATCH_SIZE must be between 1 and 1000")
+	}
+	if c.QueueBatch < 1 || c.QueueBatch > 1000 {
+		bad("SIDECAR_QUEUE_BATCH_SIZE must be between 1 and 1000")
 	}
 	if c.Lease < time.Second {
 		bad("SIDECAR_LEASE must be at least 1s")

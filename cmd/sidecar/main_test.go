@@ -66,10 +66,11 @@ func TestConfig(t *testing.T) {
 	})
 	t.Run("validation names every problem", func(t *testing.T) {
 		_, err := loadConfig([]string{"MAUTIC_TABLE_PREFIX=bad-prefix", "SIDECAR_QUEUE=cron", "MAUTIC_SMS_FREQUENCY_TIME=YEAR",
-			"MAUTIC_SECRET_KEY=short", "SIDECAR_WORKERS=-1", "MAUTIC_SITE_URL=ftp://x", "SIDECAR_RATE_LIMITS=email"}, nil)
+			"MAUTIC_SECRET_KEY=short", "SIDECAR_WORKERS=-1", "MAUTIC_SITE_URL=ftp://x", "SIDECAR_RATE_LIMITS=email",
+			"SIDECAR_QUEUE_BATCH_SIZE=0"}, nil)
 		require.Error(t, err)
 		for _, want := range []string{"MAUTIC_TABLE_PREFIX", "SIDECAR_QUEUE", "MAUTIC_SMS_FREQUENCY_TIME", "MAUTIC_SECRET_KEY",
-			"SIDECAR_WORKERS", "MAUTIC_SITE_URL", "SIDECAR_RATE_LIMITS"} {
+			"SIDECAR_WORKERS", "MAUTIC_SITE_URL", "SIDECAR_RATE_LIMITS", "SIDECAR_QUEUE_BATCH_SIZE"} {
 			require.Contains(t, err.Error(), want)
 		}
 		require.NotContains(t, err.Error(), "short", "the bad secret itself is not echoed")

@@ -132,7 +132,7 @@ func startServer(ctx context.Context, cfg Config, db *mautic.DB, log *slog.Logge
 		IntakeWriters:   cfg.IntakeWriters,
 		Version:         version,
 		Pipeline: bridge.Options{
-			Workers: cfg.Workers, BatchSize: cfg.BatchSize, Lease: cfg.Lease, SendTimeout: cfg.SendTimeout,
+			Workers: cfg.Workers, BatchSize: cfg.BatchSize, QueueBatchSize: cfg.QueueBatch, Lease: cfg.Lease, SendTimeout: cfg.SendTimeout,
 			RetryMax: cfg.RetryMax, RetryBase: cfg.RetryBase, FrequencyDefaults: cfg.frequencyDefaults(),
 			MessageCacheTTL: time.Second,
 		},
