@@ -164,10 +164,16 @@ func (p *peer) serve(c net.Conn) {
 	}
 }
 
+// peerSender is a Sender to a new peer.
+func peerSender(t *testing.T, p *peer) *Sender {
+	t.Helper()
+	s, _ := newSender(t, Config{URL: smtpURL("smtp", startPeer(t, p), "", "", ""), Timeout: 5 * time.Second})
+	return s
+}
+
 func TestPipelinedTransaction(t *testing.T) {
 	p := &peer{pipelining: true}
-	addr := startPeer(t, p)
-	s, _ := newSender(t, Config{URL: smtpURL("smtp", addr, "", "", ""), From: "news@example.test", Timeout: 5 * time.Second})
+	s := peerSender(t, p)
 	msg := testMessage()
 	msg.Email.BCC = ""
 	for range 2 {
@@ -184,8 +190,7 @@ func TestSequentialTransaction(t *testing.T) {
 	// A server without PIPELINING gets one command at a time; after a
 	// refused MAIL no RCPT follows, the session is reset and reused.
 	p := &peer{replies: map[string]string{"MAIL": "550 5.7.1 sender refused"}}
-	addr := startPeer(t, p)
-	s, _ := newSender(t, Config{URL: smtpURL("smtp", addr, "", "", ""), From: "news@example.test", Timeout: 5 * time.Second})
+	s := peerSender(t, p)
 	msg := testMessage()
 	msg.Email.BCC = ""
 	_, err := s.Send(context.Background(), msg)
@@ -195,11 +200,11 @@ func TestSequentialTransaction(t *testing.T) {
 	p.mu.Lock()
 	p.replies = nil
 	p.mu.Unlock()
-	// (no "<early>" anywhere: each command waited for its reply)
 	_, err = s.Send(context.Background(), msg)
 	require.NoError(t, err)
 	log := p.snapshot()
-	require.Equal(t, []string{"MAIL FROM:<news@example.com> BODY=8BITMIME", "RCPT TO:<john@doe.email>", "DATA", "<message>"}, log[3:])
+	require.Equal(t, []string{"MAIL FROM:<news@example.com> BODY=8BITMIME", "RCPT TO:<john@doe.email>", "DATA", "<message>"}, log[3:],
+		"each command waited for its reply (no <early>)")
 }
 
 func TestPipelinedDataAfterRefusal(t *testing.T) {
@@ -209,8 +214,7 @@ func TestPipelinedDataAfterRefusal(t *testing.T) {
 	for _, verb := range []string{"MAIL", "RCPT"} {
 		t.Run(verb, func(t *testing.T) {
 			p := &peer{pipelining: true, replies: map[string]string{verb: "550 5.1.1 no such user"}}
-			addr := startPeer(t, p)
-			s, _ := newSender(t, Config{URL: smtpURL("smtp", addr, "", "", ""), From: "news@example.test", Timeout: 5 * time.Second})
+			s := peerSender(t, p)
 			msg := testMessage()
 			msg.Email.BCC = ""
 			_, err := s.Send(context.Background(), msg)
@@ -229,8 +233,7 @@ func TestPipelinedDataAfterRefusal(t *testing.T) {
 // TestPipelinedWithBCC: with BCC copies DATA waits for the RCPT replies.
 func TestPipelinedWithBCC(t *testing.T) {
 	p := &peer{pipelining: true}
-	addr := startPeer(t, p)
-	s, _ := newSender(t, Config{URL: smtpURL("smtp", addr, "", "", ""), From: "news@example.test", Timeout: 5 * time.Second})
+	s := peerSender(t, p)
 	msg := testMessage()
 	msg.Email.BCC = "archive@example.com"
 	_, err := s.Send(context.Background(), msg)
