@@ -177,8 +177,9 @@ func (s *Sender) conn(ctx context.Context) (*conn, error) {
 // With a server that offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go
 // out in one write and their replies are read together, then the message
 // and its end-of-data line in one more write: two round trips per email
-// instead of four. No RSET follows a delivered message: the end of DATA
-// ends the transaction (RFC 5321 4.1.1.4), so the next MAIL can follow.
+// instead of five. No RSET follows a delivered message (go-mail sent one):
+// the end of DATA ends the transaction (RFC 5321 4.1.1.4), so the next
+// MAIL can follow.
 func (s *Sender) transact(ctx context.Context, c *conn, b *built) (keep, retry bool, err error) {
 	stop := context.AfterFunc(ctx, c.raw.abort)
 	defer func() {
