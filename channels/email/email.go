@@ -245,6 +245,14 @@ func (s *Sender) transact(ctx context.Context, c *conn, b *built) (keep, retry b
 	}
 	replies, n, err := exchange(sc.Text, cmds, c.pipelining)
 	if err != nil {
+		// A server that refuses and hangs up (421 to MAIL, say) fails the
+		// read of the next reply: the refusal is the news.
+		for i, r := range replies[:n] {
+			if r != nil {
+				_, retry, err := fail(cmds[i].st, r, true)
+				return false, retry, err
+			}
+		}
 		return false, true, channels.Transient(err, 0)
 	}
 	dataOpen = dataInGroup && n == len(cmds) && replies[n-1] == nil

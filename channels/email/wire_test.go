@@ -61,6 +61,7 @@ func TestAppendData(t *testing.T) {
 type peer struct {
 	pipelining bool
 	replies    map[string]string // reply by command verb, instead of 250/354
+	hangUp     bool              // close the connection after the first refusal
 
 	mu  sync.Mutex
 	log []string
@@ -112,6 +113,12 @@ func (p *peer) serve(c net.Conn) {
 	answer := func() {
 		for _, r := range pending {
 			_, _ = tp.W.WriteString(r + "\r\n")
+			if p.hangUp && r[0] >= '4' {
+				_ = tp.W.Flush()
+				p.record("<hung up>")
+				_ = c.Close()
+				break
+			}
 		}
 		_ = tp.W.Flush()
 		if p.pipelining {
@@ -247,4 +254,19 @@ func TestPipelinedWithBCC(t *testing.T) {
 		"DATA", "<answered 1>",
 		"<message>", "<answered 1>",
 	}, p.snapshot())
+}
+
+// TestPipelinedRefusalThenHangUp: a server that answers MAIL with 421 and
+// closes the connection fails the read of RCPT's reply; the send reports
+// the 421 (transient), not the closed connection.
+func TestPipelinedRefusalThenHangUp(t *testing.T) {
+	p := &peer{pipelining: true, hangUp: true, replies: map[string]string{"MAIL": "421 4.3.2 shutting down"}}
+	s := peerSender(t, p)
+	msg := testMessage()
+	msg.Email.BCC = ""
+	_, err := s.Send(context.Background(), msg)
+	require.Error(t, err)
+	require.Equal(t, channels.KindTransient, channels.KindOf(err), "err: %v", err)
+	require.Contains(t, err.Error(), "421")
+	require.Contains(t, p.snapshot(), "<hung up>")
 }
