@@ -122,14 +122,6 @@ type Pipeline struct {
 	loader  *loader
 	now     func() time.Time
 	wake    chan struct{}
-	// claiming lets one claim of this process run at a time: concurrent
-	// claims skip each other's locked rows, and each skipped row costs
-	// the database a lock check and a lookup in the clustered index (with
-	// 16 workers a claim read 900 to 2,000 pages where 130 do for 64 rows;
-	// one at a time, MariaDB's CPU per dispatch fell by 10 % to 17 % in
-	// alternating runs, the throughput the same). A claim takes a few
-	// milliseconds, a batch's routing hundreds.
-	claiming chan struct{}
 
 	hardCtx  context.Context // cancelled when in-flight work must stop
 	hardStop context.CancelFunc
@@ -143,10 +135,9 @@ func NewPipeline(db *mautic.DB, st *store.DB, senders *channels.Registry, log *s
 		db: db, store: st, senders: senders, log: log, metrics: m, opts: opts,
 		loader: &loader{db: db, senders: senders, defaults: opts.FrequencyDefaults,
 			msgCache: newMessageCache(db, opts.MessageCacheTTL), hasTweets: true},
-		now:      func() time.Time { return time.Now().UTC() },
-		wake:     make(chan struct{}, 1),
-		claiming: make(chan struct{}, 1),
-		hardCtx:  hard, hardStop: stop,
+		now:     func() time.Time { return time.Now().UTC() },
+		wake:    make(chan struct{}, 1),
+		hardCtx: hard, hardStop: stop,
 	}
 }
 
@@ -234,13 +225,6 @@ func (p *Pipeline) RunOnce(ctx context.Context) (int, error) {
 	if ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
-	select {
-	case p.claiming <- struct{}{}:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-p.hardCtx.Done():
-		return 0, nil
-	}
 	start := time.Now()
 	now := p.now()
 	// Sending must end well before the lease does, so that the writes land
@@ -248,7 +232,6 @@ func (p *Pipeline) RunOnce(ctx context.Context) (int, error) {
 	bctx, cancel := context.WithTimeout(p.hardCtx, p.opts.Lease*3/4)
 	defer cancel()
 	lease, claimed, err := p.store.ClaimBatch(bctx, now, p.opts.BatchSize, p.opts.Lease)
-	<-p.claiming
 	if err != nil || len(claimed) == 0 {
 		if store.Retryable(err) {
 			return 0, nil // another claim won the race: nothing was taken
