@@ -100,7 +100,12 @@ func (s *Sender) Send(ctx context.Context, msg channels.Message) (channels.Recei
 	ctx, cancel := context.WithTimeoutCause(ctx, s.cfg.Timeout,
 		fmt.Errorf("email send took longer than %s: %w", s.cfg.Timeout, context.DeadlineExceeded))
 	defer cancel()
-	// The slot first: the message is built only when it can go out, so
+	// A send that cannot succeed (a malformed address, no content) fails
+	// before it waits for a connection.
+	if _, _, err := s.addresses(msg); err != nil {
+		return channels.Receipt{}, err
+	}
+	// Then the slot: the message is built only when it can go out, so
 	// that a batch's sends waiting for a connection hold no messages.
 	if err := s.pool.enter(ctx); err != nil {
 		if errors.Is(err, errClosed) {

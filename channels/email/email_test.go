@@ -454,6 +454,27 @@ func TestSendContextCancelledDuringData(t *testing.T) {
 	require.Equal(t, channels.KindTransient, channels.KindOf(err))
 }
 
+// TestBadAddressFailsWithoutWaiting: with every connection of the pool
+// busy, a send to a malformed address fails at once as Unreachable rather
+// than waiting for a connection (and timing out as Transient).
+func TestBadAddressFailsWithoutWaiting(t *testing.T) {
+	be := &backend{inData: make(chan struct{}, 1), release: make(chan struct{})}
+	addr := startServer(t, be, plainOnly)
+	s, _ := newSender(t, Config{URL: smtpURL("smtp", addr, "", "", ""), PoolSize: 1, Timeout: 2 * time.Second})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.Send(context.Background(), testMessage())
+		errc <- err
+	}()
+	<-be.inData // the pool's one connection is busy in DATA
+	bad := testMessage()
+	bad.To = "not an address"
+	_, err := s.Send(context.Background(), bad)
+	require.Equal(t, channels.KindUnreachable, channels.KindOf(err), "err: %v", err)
+	be.release <- struct{}{}
+	require.NoError(t, <-errc)
+}
+
 func TestSendTimeout(t *testing.T) {
 	be := &backend{inData: make(chan struct{}, 1), release: make(chan struct{})}
 	addr := startServer(t, be, plainOnly)

@@ -239,47 +239,12 @@ type built struct {
 // build renders msg into a MIME message. Errors are classified: a bad
 // recipient is Unreachable, bad content or sender is Permanent.
 func (s *Sender) build(msg channels.Message) (*built, error) {
+	rcpt, from, err := s.addresses(msg)
+	if err != nil {
+		return nil, err
+	}
 	e := msg.Email
-	if e == nil {
-		return nil, channels.Errorf(channels.KindPermanent, "email: message has no email content")
-	}
-	if e.HTML == "" && e.Text == "" {
-		return nil, channels.Errorf(channels.KindPermanent, "email %d: no html nor text body", e.ID)
-	}
-	to := strings.TrimSpace(msg.To)
-	if to == "" {
-		to = strings.TrimSpace(msg.Contact.Field("email"))
-	}
-	rcpt, err := parseAddress(to)
-	if err != nil || rcpt.Name != "" || rcpt.Address != to {
-		return nil, channels.Unreachable(fmt.Errorf("email: %w", errInvalidRecipient))
-	}
-	if s.cfg.siteBase != "" && msg.TrackingHash == "" {
-		return nil, channels.Errorf(channels.KindPermanent, "email: message has no tracking hash")
-	}
-
-	b := &built{rcpt: rcpt.Address}
-
-	// Sender: the emails row, else SMTP_FROM (address and name separately,
-	// as Mautic falls back to mailer_from_email and mailer_from_name).
-	from := &mail.Address{Name: s.cfg.from.Name, Address: s.cfg.from.Address}
-	if fa := strings.TrimSpace(e.FromAddress); fa != "" {
-		a, err := parseAddress(fa)
-		if err != nil || a.Name != "" {
-			return nil, channels.Errorf(channels.KindPermanent, "email %d: invalid from address", e.ID)
-		}
-		from.Address = a.Address
-	}
-	if fn := strings.TrimSpace(e.FromName); fn != "" {
-		from.Name = fn
-	}
-	if strings.ContainsAny(from.Name, "\r\n") {
-		from.Name = ""
-	}
-	if from.Address == "" {
-		return nil, channels.Errorf(channels.KindPermanent, "email %d has no from address and SMTP_FROM is not set", e.ID)
-	}
-	b.from = from.Address
+	b := &built{rcpt: rcpt, from: from.Address}
 
 	// Tokens: contact tokens (with company data, as Mautic passes it for
 	// email) first, then Mautic's email tokens.
@@ -303,7 +268,7 @@ func (s *Sender) build(msg channels.Message) (*built, error) {
 	contact := render.Tokens(found, msg.Contact, opts)
 	replace := func(text string) string { return render.Replace(text, contact, true) }
 
-	urls := buildURLs(s.cfg.siteBase, s.cfg.SecretKey, msg.TrackingHash, rcpt.Address)
+	urls := buildURLs(s.cfg.siteBase, s.cfg.SecretKey, msg.TrackingHash, rcpt)
 	pixel := urls.TrackingPixel
 	if pixel == "" {
 		pixel = blankPixel
@@ -331,12 +296,12 @@ func (s *Sender) build(msg channels.Message) (*built, error) {
 
 	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
 	m.SetAddrHeaderFromMailAddress(gomail.HeaderFrom, from)
-	m.SetAddrHeaderFromMailAddress(gomail.HeaderTo, &mail.Address{Name: contactName(msg.Contact), Address: rcpt.Address})
+	m.SetAddrHeaderFromMailAddress(gomail.HeaderTo, &mail.Address{Name: contactName(msg.Contact), Address: rcpt})
 	if replyTo := addressList(e.ReplyTo, "reply-to", &b.skipped); len(replyTo) > 0 {
 		m.SetAddrHeaderFromMailAddress(gomail.HeaderReplyTo, replyTo...)
 	}
 	for _, a := range addressList(e.BCC, "bcc", &b.skipped) {
-		if !strings.EqualFold(a.Address, rcpt.Address) {
+		if !strings.EqualFold(a.Address, rcpt) {
 			b.bcc = append(b.bcc, a.Address)
 		}
 	}
@@ -388,6 +353,52 @@ func (s *Sender) build(msg channels.Message) (*built, error) {
 	}
 	b.data = appendData(make([]byte, 0, raw.Len()+raw.Len()/32+8), raw.Bytes())
 	return b, nil
+}
+
+// addresses checks what build needs before it renders anything, and
+// returns the recipient and the sender: the contact's address (Unreachable
+// when malformed), the content and the sender (Permanent when missing or
+// malformed). Send runs it before waiting for a connection, so that a send
+// that cannot succeed fails at once.
+func (s *Sender) addresses(msg channels.Message) (rcpt string, from *mail.Address, err error) {
+	e := msg.Email
+	if e == nil {
+		return "", nil, channels.Errorf(channels.KindPermanent, "email: message has no email content")
+	}
+	if e.HTML == "" && e.Text == "" {
+		return "", nil, channels.Errorf(channels.KindPermanent, "email %d: no html nor text body", e.ID)
+	}
+	to := strings.TrimSpace(msg.To)
+	if to == "" {
+		to = strings.TrimSpace(msg.Contact.Field("email"))
+	}
+	r, err := parseAddress(to)
+	if err != nil || r.Name != "" || r.Address != to {
+		return "", nil, channels.Unreachable(fmt.Errorf("email: %w", errInvalidRecipient))
+	}
+	if s.cfg.siteBase != "" && msg.TrackingHash == "" {
+		return "", nil, channels.Errorf(channels.KindPermanent, "email: message has no tracking hash")
+	}
+	// Sender: the emails row, else SMTP_FROM (address and name separately,
+	// as Mautic falls back to mailer_from_email and mailer_from_name).
+	from = &mail.Address{Name: s.cfg.from.Name, Address: s.cfg.from.Address}
+	if fa := strings.TrimSpace(e.FromAddress); fa != "" {
+		a, err := parseAddress(fa)
+		if err != nil || a.Name != "" {
+			return "", nil, channels.Errorf(channels.KindPermanent, "email %d: invalid from address", e.ID)
+		}
+		from.Address = a.Address
+	}
+	if fn := strings.TrimSpace(e.FromName); fn != "" {
+		from.Name = fn
+	}
+	if strings.ContainsAny(from.Name, "\r\n") {
+		from.Name = ""
+	}
+	if from.Address == "" {
+		return "", nil, channels.Errorf(channels.KindPermanent, "email %d has no from address and SMTP_FROM is not set", e.ID)
+	}
+	return r.Address, from, nil
 }
 
 // contactName is "firstname lastname", trimmed.
