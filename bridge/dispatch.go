@@ -56,10 +56,11 @@ func (p *progress) blocked(ch string) bool {
 
 // Options tune the dispatch pipeline.
 type Options struct {
-	Workers   int
-	BatchSize int
-	// QueueBatchSize is the message_queue rows one queue worker claims
-	// per batch.
+	Workers int
+	// BatchSize is the most dispatches one claim asks for (fewer while
+	// providers are slow: batchLimit), QueueBatchSize the most
+	// message_queue rows.
+	BatchSize      int
 	QueueBatchSize int
 	Lease          time.Duration // bound on one routing transaction
 	SendTimeout    time.Duration
@@ -122,6 +123,7 @@ type Pipeline struct {
 	loader  *loader
 	now     func() time.Time
 	wake    chan struct{}
+	limit   *batchLimit
 
 	hardCtx  context.Context // cancelled when in-flight work must stop
 	hardStop context.CancelFunc
@@ -131,7 +133,7 @@ type Pipeline struct {
 func NewPipeline(db *mautic.DB, st *store.DB, senders *channels.Registry, log *slog.Logger, m *Metrics, opts Options) *Pipeline {
 	opts.setDefaults()
 	hard, stop := context.WithCancel(context.Background())
-	return &Pipeline{
+	p := &Pipeline{
 		db: db, store: st, senders: senders, log: log, metrics: m, opts: opts,
 		loader: &loader{db: db, senders: senders, defaults: opts.FrequencyDefaults,
 			msgCache: newMessageCache(db, opts.MessageCacheTTL), hasTweets: true},
@@ -139,6 +141,8 @@ func NewPipeline(db *mautic.DB, st *store.DB, senders *channels.Registry, log *s
 		wake:    make(chan struct{}, 1),
 		hardCtx: hard, hardStop: stop,
 	}
+	p.limit = newBatchLimit("dispatch", opts.BatchSize, opts.Lease, log, m)
+	return p
 }
 
 // SetTweets tells whether Mautic's tweet tables exist.
@@ -231,7 +235,8 @@ func (p *Pipeline) RunOnce(ctx context.Context) (int, error) {
 	// while the lease still fences them.
 	bctx, cancel := context.WithTimeout(p.hardCtx, p.opts.Lease*3/4)
 	defer cancel()
-	lease, claimed, err := p.store.ClaimBatch(bctx, now, p.opts.BatchSize, p.opts.Lease)
+	asked := p.limit.next()
+	lease, claimed, err := p.store.ClaimBatch(bctx, now, asked, p.opts.Lease)
 	if err != nil || len(claimed) == 0 {
 		if store.Retryable(err) {
 			return 0, nil // another claim won the race: nothing was taken
@@ -276,6 +281,7 @@ func (p *Pipeline) RunOnce(ctx context.Context) (int, error) {
 		}(j)
 	}
 	wg.Wait()
+	p.limit.adapt(asked, len(claimed), time.Since(start))
 	// The writes must land even when the stop is hard: the sends happened.
 	wctx, wcancel := context.WithTimeout(context.Background(), max(time.Until(start.Add(p.opts.Lease)), time.Second))
 	defer wcancel()

@@ -21,6 +21,7 @@ type Metrics struct {
 	QueueDepth      *prometheus.GaugeVec   // kind: pending, due
 	Backlog         prometheus.Gauge
 	ClaimLag        prometheus.Gauge
+	BatchLimit      *prometheus.GaugeVec // worker: dispatch, queue
 	IntakeBatch     prometheus.Histogram
 }
 
@@ -56,11 +57,14 @@ func NewMetrics() *Metrics {
 			Help: "Accepted dispatches not yet routed to an end state."}),
 		ClaimLag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sidecar_claim_lag_seconds",
 			Help: "How late the oldest dispatch of the last claimed batch was."}),
+		BatchLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sidecar_batch_limit",
+			Help: "Rows the next claim asks for, by worker (dispatch, queue): the batch size, halved while a batch takes more than a quarter of SIDECAR_LEASE to send."},
+			[]string{"worker"}),
 		IntakeBatch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sidecar_intake_batch_size",
 			Help: "Requests committed per intake transaction.", Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}}),
 	}
 	r.MustRegister(m.Requests, m.RequestDuration, m.Intake, m.Dispatches, m.Skips, m.ProviderLatency, m.BatchDuration,
-		m.QueueRows, m.QueueDepth, m.Backlog, m.ClaimLag, m.IntakeBatch,
+		m.QueueRows, m.QueueDepth, m.Backlog, m.ClaimLag, m.BatchLimit, m.IntakeBatch,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.QueueDepth.WithLabelValues("pending")
 	m.QueueDepth.WithLabelValues("due")

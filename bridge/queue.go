@@ -27,6 +27,7 @@ type QueueWorker struct {
 	opts    Options
 	loader  *loader
 	now     func() time.Time
+	limit   *batchLimit
 
 	hardCtx  context.Context
 	hardStop context.CancelFunc
@@ -86,7 +87,8 @@ func NewQueueWorker(db *mautic.DB, st *store.DB, senders *channels.Registry, log
 	hard, stop := context.WithCancel(context.Background())
 	return &QueueWorker{db: db, store: st, senders: senders, log: log, metrics: m, opts: opts,
 		loader: &loader{db: db, senders: senders, defaults: opts.FrequencyDefaults, msgCache: newMessageCache(db, 0), hasTweets: true},
-		now:    func() time.Time { return time.Now().UTC() }, hardCtx: hard, hardStop: stop}
+		now:    func() time.Time { return time.Now().UTC() }, hardCtx: hard, hardStop: stop,
+		limit: newBatchLimit("queue", opts.QueueBatchSize, opts.Lease, log, m)}
 }
 
 // Abort rolls back in-flight batches.
@@ -158,7 +160,8 @@ func (q *QueueWorker) RunOnce(ctx context.Context) (int, error) {
 	bctx, cancel := context.WithTimeout(q.hardCtx, q.opts.Lease*3/4)
 	defer cancel()
 	now := q.now()
-	lease, jobs, err := q.claim(bctx, chans, now)
+	asked := q.limit.next()
+	lease, jobs, err := q.claim(bctx, chans, now, asked)
 	if err != nil || len(jobs) == 0 {
 		if store.Retryable(err) {
 			return 0, nil
@@ -184,6 +187,7 @@ func (q *QueueWorker) RunOnce(ctx context.Context) (int, error) {
 		}(j)
 	}
 	wg.Wait()
+	q.limit.adapt(asked, len(jobs), time.Since(start))
 	wctx, wcancel := context.WithTimeout(context.Background(), max(time.Until(start.Add(q.opts.Lease)), time.Second))
 	defer wcancel()
 	if err := q.commit(wctx, lease, jobs, now); err != nil {
@@ -201,7 +205,7 @@ func (q *QueueWorker) RunOnce(ctx context.Context) (int, error) {
 }
 
 // claim leases due rows and their contacts in one short transaction.
-func (q *QueueWorker) claim(ctx context.Context, chans []string, now time.Time) (store.Lease, []*queueJob, error) {
+func (q *QueueWorker) claim(ctx context.Context, chans []string, now time.Time, limit int) (store.Lease, []*queueJob, error) {
 	lease := store.NewLease()
 	tx, err := q.store.BeginTx(ctx)
 	if err != nil {
@@ -215,7 +219,7 @@ func (q *QueueWorker) claim(ctx context.Context, chans []string, now time.Time) 
 	if from.IsZero() || from.After(now) {
 		return lease, nil, nil // nothing pending, or nothing due yet
 	}
-	rows, err := q.db.ClaimDueQueueRows(ctx, tx, chans, from, now, q.opts.QueueBatchSize)
+	rows, err := q.db.ClaimDueQueueRows(ctx, tx, chans, from, now, limit)
 	if err != nil {
 		return lease, nil, err
 	}
