@@ -194,7 +194,7 @@ func BenchmarkDispatchEndToEnd(b *testing.B) {
 		require.NoError(b, err)
 	}
 	var sent atomic.Int64
-	opts := Options{Workers: 16, BatchSize: 64, MessageCacheTTL: time.Second, FrequencyDefaults: map[string]mautic.Limit{}}
+	opts := Options{Workers: 16, BatchSize: 128, MessageCacheTTL: time.Second, FrequencyDefaults: map[string]mautic.Limit{}}
 	app := benchApp(b, db, opts, countingSender(&sent))
 	b.ResetTimer()
 	app.Start()

@@ -80,7 +80,7 @@ func (o *Options) setDefaults() {
 		o.Workers = 0
 	}
 	if o.BatchSize <= 0 {
-		o.BatchSize = 64
+		o.BatchSize = 128
 	}
 	if o.QueueBatchSize <= 0 {
 		o.QueueBatchSize = 128

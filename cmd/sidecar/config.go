@@ -62,7 +62,7 @@ type Config struct {
 
 	// Ours: not fixed by DESIGN.md.
 	PublicURL     string        `env:"SIDECAR_PUBLIC_URL" help:"(ours) URL Mautic and providers reach this sidecar at; enables Twilio status callbacks"`
-	BatchSize     int           `env:"SIDECAR_BATCH_SIZE" envDefault:"64" help:"(ours) the most dispatches a worker routes per batch; fewer while providers are slow"`
+	BatchSize     int           `env:"SIDECAR_BATCH_SIZE" envDefault:"128" help:"(ours) the most dispatches a worker routes per batch; fewer while providers are slow"`
 	QueueBatch    int           `env:"SIDECAR_QUEUE_BATCH_SIZE" envDefault:"128" help:"(ours) message_queue rows a queue worker claims and sends per batch"`
 	Lease         time.Duration `env:"SIDECAR_LEASE" envDefault:"30s" help:"(ours) bound on one routing transaction; work of a dead or stuck worker is resumed after it"`
 	DBMaxConns    int           `env:"SIDECAR_DB_MAX_CONNS" envDefault:"64" help:"(ours) database connection pool size"`
