@@ -207,9 +207,14 @@ func (in *Intake) process(batch []*intakeReq) {
 	if len(ok) == 0 {
 		return
 	}
+	// Up to the limit, not all or nothing: the calls of a batch that fit
+	// are accepted, the rest answered 429.
 	if backlog := in.backlog.Load(); backlog+int64(len(ok)) > in.maxBacklog {
-		fail(ok, errBacklogFull, fmt.Sprintf("%d dispatches are waiting (limit %d)", backlog, in.maxBacklog))
-		return
+		room := int(max(in.maxBacklog-backlog, 0))
+		fail(ok[room:], errBacklogFull, fmt.Sprintf("%d dispatches are waiting (limit %d)", backlog, in.maxBacklog))
+		if ok = ok[:room]; len(ok) == 0 {
+			return
+		}
 	}
 	news := make([]store.NewDispatch, len(ok))
 	for i, r := range ok {
