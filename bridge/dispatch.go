@@ -493,7 +493,7 @@ func (p *Pipeline) commit(ctx context.Context, lease store.Lease, jobs []*job, n
 	for i, j := range jobs {
 		ids[i], contacts[i] = j.d.ID, j.d.ContactID
 	}
-	err := fencedWrite{store: p.store, db: p.db, log: p.log, hard: p.hardCtx, lease: lease, contacts: contacts,
+	err := fencedWrite{store: p.store, log: p.log, hard: p.hardCtx, lease: lease, contacts: contacts,
 		fence: func(ctx context.Context, tx *sqlx.Tx) (map[int64]bool, error) {
 			return p.store.Owned(ctx, tx, lease, ids, time.Now(), p.opts.Lease/8)
 		},

@@ -21,11 +21,10 @@ const writeBound = 2 * time.Minute
 
 // fencedWrite is how a batch, of dispatches or of message_queue rows,
 // writes its outcome after its sends: one transaction fenced by the
-// batch's lease, run again on a lock conflict or a lost connection, then
-// the batch's contacts released.
+// batch's lease, which also releases the batch's contacts, run again on a
+// lock conflict or a lost connection.
 type fencedWrite struct {
 	store    *store.DB
-	db       store.Queryer // for the release, outside the transaction
 	log      *slog.Logger
 	hard     context.Context // a hard stop: no more tries
 	lease    store.Lease
@@ -54,16 +53,20 @@ func (w fencedWrite) run(ctx context.Context) error {
 		w.log.Debug("batch write failed, writing it again (nothing is re-sent)", "attempt", attempt+1, "err", err)
 		time.Sleep(backoffDelay(attempt+1, 5*time.Millisecond, 200*time.Millisecond))
 	}
-	// Outside the write transaction, so that it holds no contact row.
-	if err := w.store.ReleaseContacts(ctx, w.db, w.lease, w.contacts); err != nil {
-		w.log.Warn("could not release contacts; their leases will expire", "err", err)
-	}
 	return nil
 }
 
 // once runs the transaction: the fence (the batch's rows and its contact
 // leases) under ctx, which ends with the lease; the write after it under a
 // context of its own (writeBound).
+//
+// The contacts' leases are fenced by ending them in the transaction, right
+// after the batch's rows: the UPDATE locks the lease rows the batch still
+// holds until the commit, so a claim that would take such a contact waits
+// for the write and then routes with this batch's sends counted; the
+// commit frees them together with the outcome (no window in which the
+// outcome is written and the contacts still held, and no transaction of
+// its own for the release). A write that fails leaves them to expire.
 func (w fencedWrite) once(ctx context.Context) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeBound)
 	defer cancel()
@@ -76,7 +79,7 @@ func (w fencedWrite) once(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := w.store.LockContacts(ctx, tx, w.lease, w.contacts); err != nil {
+	if err := w.store.ReleaseContacts(ctx, tx, w.lease, w.contacts); err != nil {
 		return err
 	}
 	if err := w.write(wctx, tx, owned); err != nil {

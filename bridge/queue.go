@@ -292,7 +292,7 @@ func (q *QueueWorker) commit(ctx context.Context, lease store.Lease, jobs []*que
 	for i, j := range jobs {
 		ids[i], contacts[i] = j.row.ID, j.row.ContactID
 	}
-	err := fencedWrite{store: q.store, db: q.db, log: q.log, hard: q.hardCtx, lease: lease, contacts: contacts,
+	err := fencedWrite{store: q.store, log: q.log, hard: q.hardCtx, lease: lease, contacts: contacts,
 		fence: func(ctx context.Context, tx *sqlx.Tx) (map[int64]bool, error) {
 			return q.store.OwnedQueueRows(ctx, tx, lease, ids, time.Now(), q.opts.Lease/8)
 		},

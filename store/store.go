@@ -612,7 +612,10 @@ func (s *DB) LeaseContacts(ctx context.Context, tx Queryer, ids []int64, lease L
 	return held, rows.Err()
 }
 
-// ReleaseContacts ends lease on the contacts (those it still holds).
+// ReleaseContacts ends lease on the contacts (those it still holds). In a
+// transaction it also locks those lease rows until the transaction ends:
+// the fence of a batch's write (bridge's fencedWrite), so that a claim
+// taking such a contact waits for the write.
 func (s *DB) ReleaseContacts(ctx context.Context, e Queryer, lease Lease, ids []int64) error {
 	ids = sortedUnique(ids)
 	if len(ids) == 0 {
@@ -636,22 +639,6 @@ func (s *DB) Owned(ctx context.Context, tx Queryer, lease Lease, ids []int64, no
 		return nil, fmt.Errorf("owned dispatches: %w", err)
 	}
 	return out, nil
-}
-
-// LockContacts locks, until tx ends, the contact leases among ids that
-// lease still holds: part of a batch's fence. A claim that would take over
-// such a contact after the lease's end waits for the batch's write instead,
-// so the contact's next dispatch is routed with this batch's sends counted.
-func (s *DB) LockContacts(ctx context.Context, tx Queryer, lease Lease, ids []int64) error {
-	ids = sortedUnique(ids)
-	if len(ids) == 0 {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, "UPDATE "+s.T("sidecar_contact_locks")+" SET until = until WHERE contact_id IN ("+
-		placeholders(len(ids))+") AND owner = ?", append(int64s(ids), lease[:])...); err != nil {
-		return fmt.Errorf("lock contacts: %w", err)
-	}
-	return nil
 }
 
 // lockOwned locks the rows of table among ids that lease owns until after
