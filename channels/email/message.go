@@ -14,8 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	gomail "github.com/wneessen/go-mail"
+	"time"
 
 	"github.com/mautic-mm/sidecar/channels"
 	"github.com/mautic-mm/sidecar/channels/render"
@@ -226,8 +225,7 @@ var errInvalidRecipient = errors.New("invalid recipient address")
 
 // built is a rendered message ready for the SMTP transaction.
 type built struct {
-	msg       *gomail.Msg
-	data      []byte   // msg as DATA content, end-of-data line included
+	data      []byte   // the MIME message as DATA content, end-of-data line included
 	from      string   // envelope sender
 	rcpt      string   // the contact
 	bcc       []string // extra envelope recipients
@@ -294,37 +292,28 @@ func (s *Sender) build(msg channels.Message) (*built, error) {
 	b.tokens = tokens
 	final := func(text string) string { return render.Replace(text, tokens, true) }
 
-	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
-	m.SetAddrHeaderFromMailAddress(gomail.HeaderFrom, from)
-	m.SetAddrHeaderFromMailAddress(gomail.HeaderTo, &mail.Address{Name: contactName(msg.Contact), Address: rcpt})
-	if replyTo := addressList(e.ReplyTo, "reply-to", &b.skipped); len(replyTo) > 0 {
-		m.SetAddrHeaderFromMailAddress(gomail.HeaderReplyTo, replyTo...)
-	}
+	c := composition{date: time.Now(), from: from, to: &mail.Address{Name: contactName(msg.Contact), Address: rcpt},
+		replyTo: addressList(e.ReplyTo, "reply-to", &b.skipped), unsubscribe: urls.Unsubscribe}
 	for _, a := range addressList(e.BCC, "bcc", &b.skipped) {
 		if !strings.EqualFold(a.Address, rcpt) {
 			b.bcc = append(b.bcc, a.Address)
 		}
 	}
-	m.Subject(final(subject))
+	c.subject = final(subject)
 	b.messageID = s.messageID(msg, from.Address)
-	m.SetMessageIDWithValue(strings.Trim(b.messageID, "<>"))
-	m.SetDate()
+	c.messageID = strings.Trim(b.messageID, "<>")
 	emailID := e.ID
 	if emailID == 0 {
 		emailID = msg.ChannelID
 	}
-	m.SetGenHeader("X-EMAIL-ID", strconv.FormatInt(emailID, 10))
+	c.headers = append(make([][2]string, 0, len(headers)+1), [2]string{"X-EMAIL-ID", strconv.FormatInt(emailID, 10)})
 	for _, h := range headers {
 		v := final(h[1])
 		if !validHeaderValue(v) {
 			b.skipped = append(b.skipped, "header "+h[0]+": value breaks the header")
 			continue
 		}
-		m.SetGenHeader(gomail.Header(h[0]), v)
-	}
-	if urls.Unsubscribe != "" {
-		m.SetListUnsubscribe(urls.Unsubscribe)
-		m.SetListUnsubscribePost()
+		c.headers = append(c.headers, [2]string{h[0], v})
 	}
 
 	text := e.Text
@@ -335,22 +324,18 @@ func (s *Sender) build(msg channels.Message) (*built, error) {
 	}
 	switch {
 	case html != "" && text != "":
-		m.SetBodyString(gomail.TypeTextPlain, text)
-		m.AddAlternativeString(gomail.TypeTextHTML, final(html))
+		c.text, c.html = text, final(html)
 	case html != "":
-		m.SetBodyString(gomail.TypeTextHTML, final(html))
+		c.html = final(html)
 	default:
-		m.SetBodyString(gomail.TypeTextPlain, text)
+		c.text = text
 	}
-	b.msg = m
 	raw := rawPool.Get().(*bytes.Buffer)
 	defer func() {
 		raw.Reset()
 		rawPool.Put(raw)
 	}()
-	if _, err := m.WriteTo(raw); err != nil {
-		return nil, channels.Errorf(channels.KindPermanent, "email %d: mime message: %v", e.ID, err)
-	}
+	writeMIME(raw, &c)
 	b.data = appendData(make([]byte, 0, raw.Len()+raw.Len()/32+8), raw.Bytes())
 	return b, nil
 }

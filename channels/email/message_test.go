@@ -1,7 +1,6 @@
 package email
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/md5" //nolint:gosec // Mautic's email_copies.id.
 	"crypto/sha256"
@@ -101,10 +100,7 @@ func TestBuildTokens(t *testing.T) {
 	require.Equal(t, []string{"archive@example.com"}, b.bcc)
 	require.Equal(t, "<dispatch-42-email@m.example.com>", b.messageID)
 
-	var raw bytes.Buffer
-	_, err = b.msg.WriteTo(&raw)
-	require.NoError(t, err)
-	p := parseMessage(t, raw.Bytes())
+	p := parseMessage(t, mimeOf(t, b))
 	require.Contains(t, strings.ReplaceAll(p.parts["text/html"], "\r\n", "\n"), "Cheers,<br />\nNews Team")
 
 	t.Run("no tracking hash", func(t *testing.T) {
@@ -141,29 +137,20 @@ func TestBuildTokens(t *testing.T) {
 		m.Contact.Fields = map[string]*string{"firstname": str(" "), "lastname": nil}
 		b, err := s.build(m)
 		require.NoError(t, err)
-		var raw bytes.Buffer
-		_, err = b.msg.WriteTo(&raw)
-		require.NoError(t, err)
-		require.Equal(t, "<john@doe.email>", parseMessage(t, raw.Bytes()).header.Get("To"))
+		require.Equal(t, "<john@doe.email>", parseMessage(t, mimeOf(t, b)).header.Get("To"))
 	})
 	t.Run("text part re-stripped when tokens changed it", func(t *testing.T) {
 		m := testMessage()
 		m.Email.Text = "Bye: {unsubscribe_text}"
 		b, err := s.build(m)
 		require.NoError(t, err)
-		var raw bytes.Buffer
-		_, err = b.msg.WriteTo(&raw)
-		require.NoError(t, err)
-		require.Equal(t, "Bye: Bye John: here", strings.TrimRight(parseMessage(t, raw.Bytes()).parts["text/plain"], "\r\n"))
+		require.Equal(t, "Bye: Bye John: here", strings.TrimRight(parseMessage(t, mimeOf(t, b)).parts["text/plain"], "\r\n"))
 	})
 	t.Run("tracking pixel disabled", func(t *testing.T) {
 		s2, _ := newSender(t, Config{URL: "smtp://127.0.0.1:1", DisableTrackingPixel: true})
 		b, err := s2.build(testMessage())
 		require.NoError(t, err)
-		var raw bytes.Buffer
-		_, err = b.msg.WriteTo(&raw)
-		require.NoError(t, err)
-		require.NotContains(t, parseMessage(t, raw.Bytes()).parts["text/html"], `<img height="1"`)
+		require.NotContains(t, parseMessage(t, mimeOf(t, b)).parts["text/html"], `<img height="1"`)
 	})
 }
 
