@@ -129,7 +129,7 @@ func (w *writes) recordSuccess(b *batchData, t sendTarget, msg channels.Message,
 	switch t.Channel {
 	case "email":
 		e := b.emails[t.ChannelID]
-		copyID := mautic.EmailCopyID(e.Subject, e.CustomHTML)
+		copyID := b.copyID(t.ChannelID)
 		w.emailCopies = append(w.emailCopies, mautic.EmailCopy{ID: copyID, Created: now, Subject: e.Subject, Body: e.CustomHTML, BodyText: e.PlainText})
 		w.emailStats = append(w.emailStats, mautic.EmailStat{EmailID: t.ChannelID, ContactID: t.ContactID, EmailAddress: msg.To,
 			DateSent: now, TrackingHash: msg.TrackingHash, Source: src, Tokens: r.Tokens, CopyID: copyID})

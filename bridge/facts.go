@@ -20,10 +20,22 @@ type batchData struct {
 	dnc       map[int64][]mautic.DNC
 	pushIDs   map[int64][]mautic.PushID
 	emails    map[int64]mautic.Email
+	copyIDs   map[int64]string // email_copies ids of emails, by email id
 	sms       map[int64]mautic.SMS
 	push      map[int64]mautic.Push
 	tweets    map[int64]mautic.Tweet
 	frequency map[string]map[int64]mautic.FrequencyStatus
+}
+
+// copyID returns the email_copies id of an email of the batch: an md5 of
+// its subject and HTML, computed once per batch at load rather than once
+// per send.
+func (b *batchData) copyID(id int64) string {
+	if c, ok := b.copyIDs[id]; ok {
+		return c
+	}
+	e := b.emails[id]
+	return mautic.EmailCopyID(e.Subject, e.CustomHTML)
 }
 
 // want is one (contact, message) pair to load for.
@@ -103,6 +115,10 @@ func (l *loader) load(ctx context.Context, q mautic.Querier, wants []want, now t
 	if ids := content["email"]; len(ids) > 0 {
 		if b.emails, err = l.db.Emails(ctx, q, ids); err != nil {
 			return nil, err
+		}
+		b.copyIDs = make(map[int64]string, len(b.emails))
+		for id, e := range b.emails {
+			b.copyIDs[id] = mautic.EmailCopyID(e.Subject, e.CustomHTML)
 		}
 	}
 	if ids := content["sms"]; len(ids) > 0 {

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
@@ -141,8 +142,10 @@ type EmailCopy struct {
 // EmailCopyID returns email_copies.id for a content: the md5 of the subject
 // concatenated with the HTML body before per-contact token replacement.
 func EmailCopyID(subject, html string) string {
-	sum := md5.Sum([]byte(subject + html))
-	return hex.EncodeToString(sum[:])
+	h := md5.New()
+	io.WriteString(h, subject)
+	io.WriteString(h, html)
+	return hex.EncodeToString(h.Sum(make([]byte, 0, md5.Size)))
 }
 
 // InsertEmailCopies writes email_copies rows, once per distinct content

@@ -3,7 +3,6 @@ package email
 import (
 	"bytes"
 	"crypto/hmac"
-	"crypto/md5" //nolint:gosec // email_copies.id is an md5 in Mautic's schema, not a security hash.
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -27,14 +26,6 @@ const blankPixel = "data:image/gif;base64,R0lGODlhAQABAAD/ACwAAAAAAQABAAACADs="
 // trackingImg is the image Mautic inserts before </body>
 // (mailer_append_tracking_pixel).
 const trackingImg = `<img height="1" width="1" src="{tracking_pixel}" alt="" />`
-
-// CopyID returns the email_copies.id of a content: the lowercase hex md5 of
-// the subject followed by the HTML body, both before per-contact token
-// replacement (mautic-reference.md 6.1).
-func CopyID(subject, html string) string {
-	sum := md5.Sum([]byte(subject + html)) //nolint:gosec // see import.
-	return hex.EncodeToString(sum[:])
-}
 
 // SecretHash returns the signature of Mautic's unsubscribe and DNC URLs:
 // the lowercase hex HMAC-SHA256 of the email address, keyed with Mautic's

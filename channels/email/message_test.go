@@ -2,7 +2,6 @@ package email
 
 import (
 	"crypto/hmac"
-	"crypto/md5" //nolint:gosec // Mautic's email_copies.id.
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
@@ -24,12 +23,6 @@ func TestSecretHash(t *testing.T) {
 	// A fixed vector (RFC 4231 test case 2), so the key is not hex-decoded.
 	require.Equal(t, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
 		SecretHash("what do ya want for nothing?", "Jefe"))
-}
-
-func TestCopyID(t *testing.T) {
-	require.Equal(t, "d41d8cd98f00b204e9800998ecf8427e", CopyID("", ""))
-	sum := md5.Sum([]byte("Hello {contactfield=firstname}<p>Hi</p>")) //nolint:gosec // see import.
-	require.Equal(t, hex.EncodeToString(sum[:]), CopyID("Hello {contactfield=firstname}", "<p>Hi</p>"))
 }
 
 func TestBuildURLs(t *testing.T) {
