@@ -23,7 +23,7 @@ type plansPhase struct {
 
 // plansBatch is the routing batch surveyed without --batch: the sidecar's
 // default SIDECAR_BATCH_SIZE.
-const plansBatch = 64
+const plansBatch = 128
 
 // runPlans gives the database the history a sidecar leaves (routed and
 // failed dispatches next to a due backlog, a drained message_queue with a

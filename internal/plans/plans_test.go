@@ -54,7 +54,7 @@ func TestHotReadPlans(t *testing.T) {
 }
 
 // seedSurvey writes the dataset with a few INSERT ... SELECT statements
-// over a numbers table, analyzes the tables, and returns a batch of 64
+// over a numbers table, analyzes the tables, and returns a batch of 128
 // contacts spread over it (the sidecar's default batch size).
 func seedSurvey(t *testing.T, db *testdb.DB, now time.Time) plans.Batch {
 	t.Helper()
@@ -147,7 +147,7 @@ func seedSurvey(t *testing.T, db *testdb.DB, now time.Time) plans.Batch {
 	}
 
 	var ids []int64
-	for id := int64(1); len(ids) < 64; id += surveyContacts / 64 {
+	for id := int64(1); len(ids) < 128; id += surveyContacts / 128 {
 		ids = append(ids, id)
 	}
 	return plans.Batch{

@@ -15,7 +15,7 @@ import (
 
 // Batch is what Survey reads for: the inputs of one realistic batch.
 type Batch struct {
-	// ContactIDs are the batch's contacts (a routing batch is 64 by
+	// ContactIDs are the batch's contacts (a routing batch is 128 by
 	// default, SIDECAR_BATCH_SIZE); also the batch size of the claims.
 	ContactIDs []int64
 	// MessageID is the marketing message routed.
