@@ -21,6 +21,7 @@
 package email
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -29,7 +30,9 @@ import (
 	"net/mail"
 	"net/textproto"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mautic-mm/sidecar/channels"
@@ -118,6 +121,7 @@ func (s *Sender) Send(ctx context.Context, msg channels.Message) (channels.Recei
 	if err != nil {
 		return channels.Receipt{}, err
 	}
+	defer b.release()
 	for _, note := range b.skipped {
 		s.log.Warn("email content problem", "email_id", msg.Email.ID, "contact_id", msg.Contact.ID, "detail", note)
 	}
@@ -182,7 +186,9 @@ func (s *Sender) conn(ctx context.Context) (*conn, error) {
 // With a server that offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go
 // out in one write and their replies are read together, then the message
 // and its end-of-data line in one more write: two round trips per email
-// instead of five. No RSET follows a delivered message (go-mail sent one):
+// instead of five. With a server that also offers CHUNKING (RFC 3030) the
+// message goes in the first write as a BDAT chunk: one round trip. No
+// RSET follows a delivered message (go-mail sent one):
 // the end of DATA ends the transaction (RFC 5321 4.1.1.4), so the next
 // MAIL can follow.
 func (s *Sender) transact(ctx context.Context, c *conn, b *built) (keep, retry bool, err error) {
@@ -231,6 +237,12 @@ func (s *Sender) transact(ctx context.Context, c *conn, b *built) (keep, retry b
 
 	// The envelope. DATA joins the group only without BCC copies: with
 	// them, a refused contact must not leave a DATA open for the copies.
+	// With CHUNKING (RFC 3030, whose BDAT may be pipelined) the message
+	// itself joins it, as BDAT's chunk: one round trip per email, and no
+	// dot-stuffing. A server that refused the contact answers BDAT with
+	// an error and drops the chunk: nothing reaches anyone. Not with BCC
+	// copies either, for the same reason as DATA.
+	chunked := c.chunking && c.pipelining && len(b.bcc) == 0
 	cmds := make([]command, 0, 3+len(b.bcc))
 	cmds = append(cmds,
 		command{line: "MAIL FROM:" + envelope(b.from) + c.mailParams, expect: 250, st: stageMail, vital: true},
@@ -239,8 +251,12 @@ func (s *Sender) transact(ctx context.Context, c *conn, b *built) (keep, retry b
 		cmds = append(cmds, command{line: "RCPT TO:" + envelope(bcc), expect: 25, st: stageRcpt})
 	}
 	data := command{line: "DATA", expect: 354, st: stageData, vital: true}
-	dataInGroup := len(b.bcc) == 0
-	if dataInGroup {
+	dataInGroup := len(b.bcc) == 0 && !chunked
+	switch {
+	case chunked:
+		cmds = append(cmds, command{line: "BDAT " + strconv.Itoa(len(b.raw)) + " LAST", payload: b.raw, expect: 250,
+			st: stageDataEnd, vital: true})
+	case dataInGroup:
 		cmds = append(cmds, data)
 	}
 	for _, cmd := range cmds {
@@ -258,7 +274,10 @@ func (s *Sender) transact(ctx context.Context, c *conn, b *built) (keep, retry b
 				return false, retry, err
 			}
 		}
-		return false, true, channels.Transient(err, 0)
+		// A connection that fails before any reply is one the server had
+		// closed: nothing was accepted, try another. Once the server has
+		// answered, a chunk it read may have been delivered.
+		return false, !chunked || n == 0, channels.Transient(err, 0)
 	}
 	dataOpen = dataInGroup && n == len(cmds) && replies[n-1] == nil
 	if replies[0] != nil {
@@ -266,6 +285,12 @@ func (s *Sender) transact(ctx context.Context, c *conn, b *built) (keep, retry b
 	}
 	if replies[1] != nil {
 		return fail(stageRcpt, replies[1], true)
+	}
+	if chunked {
+		if replies[2] != nil {
+			return fail(stageDataEnd, replies[2], false)
+		}
+		return true, false, nil
 	}
 	for _, r := range replies[2 : 2+len(b.bcc)] {
 		// A refused BCC copy must not cost the contact their email (Mautic
@@ -289,7 +314,7 @@ func (s *Sender) transact(ctx context.Context, c *conn, b *built) (keep, retry b
 	dataOpen = false
 
 	w := sc.Text.W
-	_, werr := w.Write(b.data)
+	_, werr := w.Write(b.dotted())
 	if werr == nil {
 		werr = w.Flush()
 	}
@@ -304,10 +329,11 @@ func (s *Sender) transact(ctx context.Context, c *conn, b *built) (keep, retry b
 
 // command is one SMTP command of a mail transaction.
 type command struct {
-	line   string
-	expect int // the reply code expected, as textproto.ReadResponse takes it
-	st     stage
-	vital  bool // its refusal ends the transaction
+	line    string
+	payload []byte // written right after the line (BDAT's chunk)
+	expect  int    // the reply code expected, as textproto.ReadResponse takes it
+	st      stage
+	vital   bool // its refusal ends the transaction
 }
 
 // exchange sends cmds and reads their replies in order. With pipelining
@@ -324,10 +350,7 @@ func exchange(tp *textproto.Conn, cmds []command, pipelining bool) (replies []er
 		if pipelining {
 			group = cmds[n:]
 		}
-		for _, cmd := range group {
-			_, _ = w.WriteString(cmd.line)
-			_, _ = w.WriteString("\r\n")
-		}
+		writeGroup(w, group)
 		if err := w.Flush(); err != nil {
 			return replies, n, fmt.Errorf("smtp %s: %w", group[0].st, err)
 		}
@@ -346,6 +369,37 @@ func exchange(tp *textproto.Conn, cmds []command, pipelining bool) (replies []er
 	}
 	return replies, n, nil
 }
+
+// writeGroup writes a group of commands into w. A group bigger than w's
+// buffer (one with a BDAT chunk) is put together first, so that it goes
+// out in one write rather than a buffer's worth and then the rest.
+func writeGroup(w *bufio.Writer, group []command) {
+	size := 0
+	for _, cmd := range group {
+		size += len(cmd.line) + 2 + len(cmd.payload)
+	}
+	if size <= w.Available() {
+		for _, cmd := range group {
+			_, _ = w.WriteString(cmd.line)
+			_, _ = w.WriteString("\r\n")
+			_, _ = w.Write(cmd.payload)
+		}
+		return
+	}
+	frame := framePool.Get().(*[]byte)
+	f := (*frame)[:0]
+	for _, cmd := range group {
+		f = append(f, cmd.line...)
+		f = append(f, "\r\n"...)
+		f = append(f, cmd.payload...)
+	}
+	_, _ = w.Write(f) // errors show at the Flush that follows
+	*frame = f
+	framePool.Put(frame)
+}
+
+// framePool holds the buffers writeGroup puts big groups together in.
+var framePool = sync.Pool{New: func() any { return new([]byte) }}
 
 // envelope formats an address for MAIL FROM / RCPT TO.
 func envelope(addr string) string {

@@ -216,11 +216,13 @@ var errInvalidRecipient = errors.New("invalid recipient address")
 
 // built is a rendered message ready for the SMTP transaction.
 type built struct {
-	data      []byte   // the MIME message as DATA content, end-of-data line included
-	from      string   // envelope sender
-	rcpt      string   // the contact
-	bcc       []string // extra envelope recipients
-	messageID string   // with angle brackets
+	raw       []byte        // the MIME message, CRLF line ends, ending in CRLF
+	buf       *bytes.Buffer // holds raw; back to rawPool on release
+	data      []byte        // raw as DATA content, end-of-data line included (dotted)
+	from      string        // envelope sender
+	rcpt      string        // the contact
+	bcc       []string      // extra envelope recipients
+	messageID string        // with angle brackets
 	tokens    map[string]string
 	skipped   []string // problems worth a warning (no personal data)
 }
@@ -321,14 +323,31 @@ func (s *Sender) build(msg channels.Message) (*built, error) {
 	default:
 		c.text = text
 	}
-	raw := rawPool.Get().(*bytes.Buffer)
-	defer func() {
-		raw.Reset()
-		rawPool.Put(raw)
-	}()
-	writeMIME(raw, &c)
-	b.data = appendData(make([]byte, 0, raw.Len()+raw.Len()/32+8), raw.Bytes())
+	b.buf = rawPool.Get().(*bytes.Buffer)
+	writeMIME(b.buf, &c)
+	if !bytes.HasSuffix(b.buf.Bytes(), []byte("\r\n")) {
+		b.buf.WriteString("\r\n")
+	}
+	b.raw = b.buf.Bytes()
 	return b, nil
+}
+
+// release gives the message's buffer back; b is not used after it.
+func (b *built) release() {
+	if b.buf != nil {
+		b.buf.Reset()
+		rawPool.Put(b.buf)
+		b.buf, b.raw = nil, nil
+	}
+}
+
+// dotted returns the message as DATA content (for a server without
+// CHUNKING, or with BCC copies), made on first use.
+func (b *built) dotted() []byte {
+	if b.data == nil {
+		b.data = appendData(make([]byte, 0, len(b.raw)+len(b.raw)/32+8), b.raw)
+	}
+	return b.data
 }
 
 // addresses checks what build needs before it renders anything, and

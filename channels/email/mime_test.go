@@ -17,13 +17,14 @@ import (
 	gomail "github.com/wneessen/go-mail"
 )
 
-// mimeOf returns the message of a built email: its DATA content without
-// the dot-stuffing and the end-of-data line (line ends as LF).
+// mimeOf returns the message of a built email, checking that its DATA
+// content reads back to it.
 func mimeOf(t *testing.T, b *built) []byte {
 	t.Helper()
-	out, err := io.ReadAll(textproto.NewReader(bufio.NewReader(bytes.NewReader(b.data))).DotReader())
+	out, err := io.ReadAll(textproto.NewReader(bufio.NewReader(bytes.NewReader(b.dotted()))).DotReader())
 	require.NoError(t, err)
-	return out
+	require.Equal(t, strings.ReplaceAll(string(b.raw), "\r\n", "\n"), string(out))
+	return b.raw
 }
 
 // randomText mixes what a rendered email holds: ASCII words, accents and

@@ -71,10 +71,11 @@ type conn struct {
 	raw    *abortConn
 	reused bool
 	tls    bool
-	// From the server's EHLO: whether it takes pipelined commands, and
-	// the parameters of MAIL FROM (BODY=8BITMIME, SMTPUTF8), as go-mail
-	// would send them.
+	// From the server's EHLO: whether it takes pipelined commands and
+	// BDAT (CHUNKING, RFC 3030), and the parameters of MAIL FROM
+	// (BODY=8BITMIME, SMTPUTF8), as go-mail would send them.
 	pipelining bool
+	chunking   bool
 	mailParams string
 	idleFrom   time.Time // when it went back to the pool
 }
@@ -261,6 +262,7 @@ func (s *Sender) dial(ctx context.Context) (*conn, error) {
 			c.tls = true
 		}
 		c.pipelining, _ = sc.Extension("PIPELINING")
+		c.chunking, _ = sc.Extension("CHUNKING")
 		if ok, _ := sc.Extension("8BITMIME"); ok {
 			c.mailParams += " BODY=8BITMIME"
 		}

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/textproto"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -57,14 +59,17 @@ func TestAppendData(t *testing.T) {
 // closed as "<closed>". With pipelining it answers, as servers do, when it
 // has read all the client sent so far, and logs "<answered N>"; without,
 // it logs "<early>" when a command arrives before the previous one was
-// answered.
+// answered. With chunking a BDAT chunk of a transaction whose MAIL or RCPT
+// it refused is answered 554 and logged "<chunk dropped>".
 type peer struct {
 	pipelining bool
+	chunking   bool              // offer CHUNKING: BDAT chunks are read by size
 	replies    map[string]string // reply by command verb, instead of 250/354
 	hangUp     bool              // close the connection after the first refusal
 
-	mu  sync.Mutex
-	log []string
+	mu       sync.Mutex
+	log      []string
+	messages [][]byte // BDAT messages received
 }
 
 func startPeer(t *testing.T, p *peer) string {
@@ -110,6 +115,7 @@ func (p *peer) serve(c net.Conn) {
 	tp := textproto.NewConn(c)
 	_ = tp.PrintfLine("220 peer ESMTP")
 	var pending []string // replies not yet written
+	refused := false     // the transaction's MAIL or RCPT was refused
 	answer := func() {
 		for _, r := range pending {
 			_, _ = tp.W.WriteString(r + "\r\n")
@@ -142,9 +148,36 @@ func (p *peer) serve(c net.Conn) {
 			if p.pipelining {
 				ext += "250-PIPELINING\r\n"
 			}
+			if p.chunking {
+				ext += "250-CHUNKING\r\n"
+			}
 			pending = append(pending, ext+"250 HELP")
 		case "MAIL", "RCPT":
-			pending = append(pending, p.reply(verb, "250 2.0.0 ok"))
+			r := p.reply(verb, "250 2.0.0 ok")
+			refused = refused || r[0] >= '4'
+			pending = append(pending, r)
+		case "BDAT":
+			var size int
+			if _, err := fmt.Sscanf(line, "BDAT %d", &size); err != nil {
+				pending = append(pending, "501 5.5.4 bad BDAT")
+				break
+			}
+			chunk := make([]byte, size)
+			if _, err := io.ReadFull(tp.R, chunk); err != nil {
+				p.record("<closed>")
+				return
+			}
+			if refused {
+				p.record("<chunk dropped>")
+				pending = append(pending, "554 5.5.1 no valid recipients")
+			} else {
+				p.record("<message>")
+				p.mu.Lock()
+				p.messages = append(p.messages, chunk)
+				p.mu.Unlock()
+				pending = append(pending, p.reply(verb, "250 2.0.0 queued"))
+			}
+			refused = false
 		case "DATA":
 			r := p.reply(verb, "354 go ahead")
 			pending = append(pending, r)
@@ -163,6 +196,7 @@ func (p *peer) serve(c net.Conn) {
 			answer()
 			return
 		default: // RSET, NOOP
+			refused = false
 			pending = append(pending, "250 2.0.0 ok")
 		}
 		if tp.R.Buffered() == 0 {
@@ -269,4 +303,87 @@ func TestPipelinedRefusalThenHangUp(t *testing.T) {
 	require.Equal(t, channels.KindTransient, channels.KindOf(err), "err: %v", err)
 	require.Contains(t, err.Error(), "421")
 	require.Contains(t, p.snapshot(), "<hung up>")
+}
+
+// TestChunkedTransaction: with CHUNKING the message goes in the envelope's
+// write as a BDAT chunk of its exact size, not dot-stuffed: one round trip
+// per email, and the server gets the message byte for byte.
+func TestChunkedTransaction(t *testing.T) {
+	p := &peer{pipelining: true, chunking: true}
+	s := peerSender(t, p)
+	msg := testMessage()
+	msg.Email.BCC = ""
+	msg.Email.HTML = ".starts with a dot\n" + msg.Email.HTML
+	b, err := s.build(msg)
+	require.NoError(t, err)
+	for range 2 {
+		_, err := s.Send(context.Background(), msg)
+		require.NoError(t, err)
+	}
+	log := p.snapshot()
+	require.Len(t, log, 2+2*5, "%q", log)
+	for i := range 2 {
+		tx := log[2+5*i : 2+5*(i+1)]
+		require.Equal(t, []string{"MAIL FROM:<news@example.com> BODY=8BITMIME", "RCPT TO:<john@doe.email>"}, tx[:2])
+		require.Regexp(t, `^BDAT \d+ LAST$`, tx[2])
+		require.Equal(t, []string{"<message>", "<answered 3>"}, tx[3:], "one write, one answer")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	require.Len(t, p.messages, 2)
+	got, want := p.messages[0], b.raw
+	// The Date header and the boundary differ between the two builds; the
+	// rest is the same.
+	norm := func(m []byte) string {
+		s := regexp.MustCompile(`(?m)^Date: .*\r\n`).ReplaceAllString(string(m), "")
+		return regexp.MustCompile(`[0-9a-f]{32}`).ReplaceAllString(s, "BOUNDARY")
+	}
+	require.Equal(t, norm(want), norm(got))
+	require.Contains(t, string(got), "\r\n.starts with a dot", "no dot-stuffing in a chunk")
+}
+
+// TestChunkedRefusal: a server that refuses the contact drops the chunk
+// (554 to BDAT); the send reports the refusal, nothing is delivered, the
+// session is reset and the connection serves the next email.
+func TestChunkedRefusal(t *testing.T) {
+	for _, verb := range []string{"MAIL", "RCPT"} {
+		t.Run(verb, func(t *testing.T) {
+			p := &peer{pipelining: true, chunking: true, replies: map[string]string{verb: "550 5.1.1 no such user"}}
+			s := peerSender(t, p)
+			msg := testMessage()
+			msg.Email.BCC = ""
+			_, err := s.Send(context.Background(), msg)
+			require.Error(t, err)
+			require.NotEqual(t, channels.KindTransient, channels.KindOf(err), "err: %v", err)
+			require.Contains(t, err.Error(), "550")
+			log := p.snapshot()
+			require.Contains(t, log, "<chunk dropped>")
+			require.NotContains(t, log, "<message>")
+			require.Equal(t, "RSET", log[len(log)-2], "%q", log)
+
+			p.mu.Lock()
+			p.replies = nil
+			p.mu.Unlock()
+			_, err = s.Send(context.Background(), msg)
+			require.NoError(t, err)
+			require.NotContains(t, p.snapshot(), "<closed>", "the same connection")
+			require.Contains(t, p.snapshot(), "<message>")
+		})
+	}
+}
+
+// TestChunkingWithBCC: with BCC copies the message goes with DATA after
+// the RCPT replies, even to a server that offers CHUNKING.
+func TestChunkingWithBCC(t *testing.T) {
+	p := &peer{pipelining: true, chunking: true}
+	s := peerSender(t, p)
+	msg := testMessage()
+	msg.Email.BCC = "archive@example.com"
+	_, err := s.Send(context.Background(), msg)
+	require.NoError(t, err)
+	log := p.snapshot()
+	require.Contains(t, log, "DATA")
+	for _, l := range log {
+		require.NotContains(t, l, "BDAT")
+	}
 }
