@@ -394,8 +394,10 @@ func writeGroup(w *bufio.Writer, group []command) {
 		f = append(f, cmd.payload...)
 	}
 	_, _ = w.Write(f) // errors show at the Flush that follows
-	*frame = f
-	framePool.Put(frame)
+	if cap(f) <= maxPooled {
+		*frame = f
+		framePool.Put(frame)
+	}
 }
 
 // framePool holds the buffers writeGroup puts big groups together in.

@@ -332,14 +332,20 @@ func (s *Sender) build(msg channels.Message) (*built, error) {
 	return b, nil
 }
 
-// release gives the message's buffer back; b is not used after it.
+// release gives the message's buffer back (unless an unusually big
+// message grew it: the pool would keep it for good); b is not used after.
 func (b *built) release() {
 	if b.buf != nil {
-		b.buf.Reset()
-		rawPool.Put(b.buf)
+		if b.buf.Cap() <= maxPooled {
+			b.buf.Reset()
+			rawPool.Put(b.buf)
+		}
 		b.buf, b.raw = nil, nil
 	}
 }
+
+// maxPooled is the biggest buffer kept for reuse.
+const maxPooled = 1 << 20
 
 // dotted returns the message as DATA content (for a server without
 // CHUNKING, or with BCC copies), made on first use.
