@@ -1,10 +1,11 @@
 // Package email sends Mautic emails over SMTP: it renders the emails row
 // for one contact as Mautic's MailHelper does (contact tokens,
 // unsubscribe/web view/tracking tokens, tracking pixel, List-Unsubscribe)
-// into a MIME message with go-mail, sends it over a small pool of reused
+// into a MIME message (mime.go), sends it over a small pool of reused
 // connections (go-mail's client connects, secures and authenticates them;
 // the mail transaction itself is pipelined when the server offers
-// PIPELINING), and classifies SMTP failures into the channels error kinds.
+// PIPELINING, the message sent as a BDAT chunk when it offers CHUNKING),
+// and classifies SMTP failures into the channels error kinds.
 //
 // Classification (channels.Sender contract):
 //   - malformed recipient address: Unreachable, nothing sent;
@@ -188,8 +189,8 @@ func (s *Sender) conn(ctx context.Context) (*conn, error) {
 // and its end-of-data line in one more write: two round trips per email
 // instead of five. With a server that also offers CHUNKING (RFC 3030) the
 // message goes in the first write as a BDAT chunk: one round trip. No
-// RSET follows a delivered message (go-mail sent one):
-// the end of DATA ends the transaction (RFC 5321 4.1.1.4), so the next
+// RSET follows a delivered message (go-mail sent one): the end of DATA
+// (or BDAT LAST) ends the transaction (RFC 5321 4.1.1.4), so the next
 // MAIL can follow.
 func (s *Sender) transact(ctx context.Context, c *conn, b *built) (keep, retry bool, err error) {
 	stop := context.AfterFunc(ctx, c.raw.abort)

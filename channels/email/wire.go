@@ -39,6 +39,6 @@ func appendData(dst, msg []byte) []byte {
 	return append(dst, ".\r\n"...)
 }
 
-// rawPool holds the buffers a MIME message is written into before it is
-// turned into DATA content.
+// rawPool holds the buffers MIME messages are written into (built.buf),
+// reused from one send to the next.
 var rawPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
