@@ -163,7 +163,11 @@ func (in *Intake) writer() {
 	}
 }
 
-// process validates and records one batch.
+// process validates and records one batch. The common batch (every
+// message known and sendable, room in the backlog) is recorded with its
+// contacts checked inside the same transaction (store.AcceptKnown), one
+// round trip; any other batch, or one with an unknown contact, takes the
+// full path, which reads the contacts first and answers each request.
 func (in *Intake) process(batch []*intakeReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -172,18 +176,28 @@ func (in *Intake) process(batch []*intakeReq) {
 			r.done <- intakeResult{Err: err, Detail: detail}
 		}
 	}
-	var contactIDs, messageIDs []int64
+	contactIDs := make([]int64, 0, len(batch))
+	messageIDs := make([]int64, 0, len(batch))
 	for _, r := range batch {
 		contactIDs = append(contactIDs, r.r.ContactID)
 		messageIDs = append(messageIDs, r.r.MessageID)
 	}
-	exists, err := in.db.ExistingContacts(ctx, in.db, contactIDs)
+	msgs, err := in.cache.get(ctx, in.db, messageIDs)
 	if err != nil {
 		in.log.Error("intake: database unavailable", "err", err)
 		fail(batch, errUnavailable, "")
 		return
 	}
-	msgs, err := in.cache.get(ctx, in.db, messageIDs)
+	if in.sendable(batch, msgs) && in.backlog.Load()+int64(len(batch)) <= in.maxBacklog {
+		err := in.record(ctx, batch, true)
+		if !errors.Is(err, store.ErrUnknownContact) {
+			if err != nil {
+				fail(batch, errUnavailable, "")
+			}
+			return
+		}
+	}
+	exists, err := in.db.ExistingContacts(ctx, in.db, contactIDs)
 	if err != nil {
 		in.log.Error("intake: database unavailable", "err", err)
 		fail(batch, errUnavailable, "")
@@ -216,20 +230,51 @@ func (in *Intake) process(batch []*intakeReq) {
 			return
 		}
 	}
-	news := make([]store.NewDispatch, len(ok))
-	for i, r := range ok {
+	if err := in.record(ctx, ok, false); err != nil {
+		fail(ok, errUnavailable, "")
+	}
+}
+
+// sendable reports whether every request of batch names a known message
+// with a candidate channel.
+func (in *Intake) sendable(batch []*intakeReq, msgs map[int64]mautic.Message) bool {
+	checked := make(map[int64]bool, 4)
+	for _, r := range batch {
+		if checked[r.r.MessageID] {
+			continue
+		}
+		m, found := msgs[r.r.MessageID]
+		if !found || len(candidates(m, in.senders)) == 0 {
+			return false
+		}
+		checked[r.r.MessageID] = true
+	}
+	return true
+}
+
+// record writes the dispatches of reqs and answers each request, unless it
+// fails: then nobody is answered and nothing was written. known checks the
+// contacts in the same transaction (store.ErrUnknownContact).
+func (in *Intake) record(ctx context.Context, reqs []*intakeReq, known bool) error {
+	news := make([]store.NewDispatch, len(reqs))
+	for i, r := range reqs {
 		news[i] = store.NewDispatch{ContactID: r.r.ContactID, MessageID: r.r.MessageID, CampaignID: r.r.CampaignID,
 			EventID: r.r.EventID, IdempotencyKey: r.r.IdempotencyKey,
 			Key: store.KeyFor(r.r.IdempotencyKey, r.r.CampaignID, r.r.EventID, r.r.MessageID, r.r.ContactID)}
 	}
-	res, err := in.store.Accept(ctx, news, in.now(), in.window)
+	accept := in.store.Accept
+	if known {
+		accept = in.store.AcceptKnown
+	}
+	res, err := accept(ctx, news, in.now(), in.window)
 	if err != nil {
-		in.log.Error("intake: could not record dispatches", "err", err, "requests", len(ok))
-		fail(ok, errUnavailable, "")
-		return
+		if !errors.Is(err, store.ErrUnknownContact) {
+			in.log.Error("intake: could not record dispatches", "err", err, "requests", len(reqs))
+		}
+		return err
 	}
 	added := 0
-	for i, r := range ok {
+	for i, r := range reqs {
 		if !res[i].Duplicate {
 			added++
 		}
@@ -237,11 +282,12 @@ func (in *Intake) process(batch []*intakeReq) {
 	}
 	in.backlog.Add(int64(added))
 	if in.metrics != nil {
-		in.metrics.IntakeBatch.Observe(float64(len(ok)))
+		in.metrics.IntakeBatch.Observe(float64(len(reqs)))
 		in.metrics.Intake.WithLabelValues("accepted").Add(float64(added))
-		in.metrics.Intake.WithLabelValues("duplicate").Add(float64(len(ok) - added))
+		in.metrics.Intake.WithLabelValues("duplicate").Add(float64(len(reqs) - added))
 	}
 	if added > 0 && in.onAccept != nil {
 		in.onAccept()
 	}
+	return nil
 }

@@ -327,3 +327,54 @@ func TestSubmitRacingClose(t *testing.T) {
 	require.Equal(t, int64(callers), stopping.Load(), "every caller ends with errStopping")
 	require.Equal(t, int(accepted.Load()), h.db.Count(t, "sidecar_dispatches", "contact_id = ?", contact))
 }
+
+// TestIntakeBatchWithUnknownContacts: a batch is recorded with its
+// contacts checked inside its transaction; when one is unknown the batch
+// falls back to reading them, and every request gets its own answer: the
+// known ones recorded, the unknown ones refused and not written.
+func TestIntakeBatchWithUnknownContacts(t *testing.T) {
+	h := newHarness(t)
+	c := h.content()
+	msg := h.message(seed.Channel{Channel: "email", ChannelID: c.email})
+	var known []int64
+	for i := range 4 {
+		known = append(known, h.contact(seed.Contact{Email: "k" + itoa(int64(i)) + "@example.test"}))
+	}
+	unknown := known[3] + 1000
+	submit := func(contacts ...int64) []intakeResult {
+		batch := make([]*intakeReq, len(contacts))
+		for i, id := range contacts {
+			batch[i] = &intakeReq{r: Request{ContactID: id, MessageID: msg, IdempotencyKey: fmt.Sprintf("u-%d-%d", id, i)},
+				done: make(chan intakeResult, 1)}
+		}
+		h.app.intake.process(batch)
+		out := make([]intakeResult, len(batch))
+		for i, r := range batch {
+			select {
+			case out[i] = <-r.done:
+			default:
+				t.Fatalf("request %d (contact %d) got no answer", i, contacts[i])
+			}
+		}
+		return out
+	}
+	res := submit(known[0], known[1])
+	require.NoError(t, res[0].Err)
+	require.NoError(t, res[1].Err)
+	require.Equal(t, 2, h.db.Count(t, "sidecar_dispatches", ""))
+
+	res = submit(known[2], unknown, known[3], unknown+1)
+	for i, wantErr := range []error{nil, errUnknownContact, nil, errUnknownContact} {
+		if wantErr == nil {
+			require.NoError(t, res[i].Err, "request %d", i)
+			require.Positive(t, res[i].ID)
+			continue
+		}
+		require.ErrorIs(t, res[i].Err, wantErr, "request %d", i)
+	}
+	require.Equal(t, 4, h.db.Count(t, "sidecar_dispatches", ""))
+	require.Equal(t, 4, h.db.Count(t, "sidecar_dispatch_keys", ""))
+	require.Equal(t, 0, h.db.Count(t, "sidecar_dispatches", "contact_id IN (?, ?)", unknown, unknown+1))
+	require.Equal(t, 1, h.db.Count(t, "sidecar_dispatches", "contact_id = ? AND id = ?", known[3], res[2].ID))
+	require.Equal(t, int64(4), h.app.intake.Backlog())
+}

@@ -186,6 +186,47 @@ type AcceptResult struct {
 // timeouts are retried. When Accept returns nil, every new dispatch is
 // committed.
 func (s *DB) Accept(ctx context.Context, batch []NewDispatch, now time.Time, window time.Duration) ([]AcceptResult, error) {
+	return s.acceptBatch(ctx, batch, now, window, false)
+}
+
+// ErrUnknownContact is returned by AcceptKnown when a contact of the batch
+// is not in Mautic's leads table; nothing was written.
+var ErrUnknownContact = errors.New("accept: a contact of the batch does not exist")
+
+// AcceptKnown is Accept for a batch whose contacts must all exist in
+// Mautic's leads table. The check is the first statement of the batch's
+// transaction, so in the common case (new keys, known contacts) the whole
+// batch is still one round trip; the intake saves the round trip of
+// reading the contacts before it. It returns ErrUnknownContact, with
+// nothing written, when one of them does not exist.
+func (s *DB) AcceptKnown(ctx context.Context, batch []NewDispatch, now time.Time, window time.Duration) ([]AcceptResult, error) {
+	return s.acceptBatch(ctx, batch, now, window, true)
+}
+
+// contactGuard is a statement that fails with MySQL's error 1242 (a scalar
+// subquery returned more than one row) unless every contact of batch is
+// in leads: the subquery yields the two rows of its derived table exactly
+// when the count of known contacts differs from the count asked for. An
+// error is what stops a multi-statement trip before its COMMIT, on MySQL
+// and MariaDB alike (MariaDB's DO would swallow it, so it is a SELECT).
+// It is a plain read, as the intake's own check was.
+func (s *DB) contactGuard(batch []NewDispatch) (string, []any) {
+	ids := make([]int64, len(batch))
+	for i, d := range batch {
+		ids[i] = d.ContactID
+	}
+	ids = sortedUnique(ids)
+	return "SELECT (SELECT 1 FROM (SELECT 1 AS n UNION ALL SELECT 2) AS two WHERE (SELECT COUNT(*) FROM " + s.T("leads") +
+		" WHERE id IN (" + placeholders(len(ids)) + ")) <> ?)", append(int64s(ids), len(ids))
+}
+
+// guardTripped reports whether err is contactGuard's error.
+func guardTripped(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1242
+}
+
+func (s *DB) acceptBatch(ctx context.Context, batch []NewDispatch, now time.Time, window time.Duration, known bool) ([]AcceptResult, error) {
 	if len(batch) == 0 {
 		return nil, nil
 	}
@@ -197,9 +238,9 @@ func (s *DB) Accept(ctx context.Context, batch []NewDispatch, now time.Time, win
 	fast := true
 	for attempt := 0; ; attempt++ {
 		if fast && s.multi != nil {
-			out, err = s.acceptOneTrip(ctx, batch, ids, now)
+			out, err = s.acceptOneTrip(ctx, batch, ids, now, known)
 		} else {
-			out, err = s.accept(ctx, batch, ids, now, window, fast)
+			out, err = s.accept(ctx, batch, ids, now, window, fast, known)
 		}
 		if errors.Is(err, errSlowPath) {
 			fast = false
@@ -216,7 +257,7 @@ func (s *DB) Accept(ctx context.Context, batch []NewDispatch, now time.Time, win
 // errSlowPath asks Accept to run again with the dedup read-back.
 var errSlowPath = errors.New("accept: a key exists already")
 
-func (s *DB) accept(ctx context.Context, batch []NewDispatch, ids []int64, now time.Time, window time.Duration, tryFast bool) ([]AcceptResult, error) {
+func (s *DB) accept(ctx context.Context, batch []NewDispatch, ids []int64, now time.Time, window time.Duration, tryFast, known bool) ([]AcceptResult, error) {
 	now = now.UTC()
 	// A plain transaction: nothing here reads in a way isolation changes,
 	// and the default level saves a round trip.
@@ -225,6 +266,15 @@ func (s *DB) accept(ctx context.Context, batch []NewDispatch, ids []int64, now t
 		return nil, fmt.Errorf("accept: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	if known {
+		q, args := s.contactGuard(batch)
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			if guardTripped(err) {
+				return nil, ErrUnknownContact
+			}
+			return nil, fmt.Errorf("accept: check contacts: %w", err)
+		}
+	}
 
 	// Keys in a stable order: concurrent batches lock them in the same order.
 	order := make([]int, len(batch))
@@ -325,9 +375,11 @@ func (s *DB) accept(ctx context.Context, batch []NewDispatch, ids []int64, now t
 
 // acceptOneTrip is accept's common case in one round trip: a batch whose
 // keys are all new is recorded by "START TRANSACTION; INSERT keys; INSERT
-// dispatches; COMMIT" sent at once. A duplicate key stops the statements
-// there; the transaction is rolled back and the caller takes the slow path.
-func (s *DB) acceptOneTrip(ctx context.Context, batch []NewDispatch, ids []int64, now time.Time) ([]AcceptResult, error) {
+// dispatches; COMMIT" sent at once (known: the contact check first). A
+// duplicate key or an unknown contact stops the statements there; the
+// transaction is rolled back and the caller takes the slow path or
+// ErrUnknownContact.
+func (s *DB) acceptOneTrip(ctx context.Context, batch []NewDispatch, ids []int64, now time.Time, known bool) ([]AcceptResult, error) {
 	now = now.UTC()
 	order := make([]int, len(batch))
 	for i := range order {
@@ -343,7 +395,13 @@ func (s *DB) acceptOneTrip(ctx context.Context, batch []NewDispatch, ids []int64
 	}
 	var sb strings.Builder
 	args := make([]any, 0, len(batch)*15)
-	sb.WriteString("START TRANSACTION; INSERT INTO " + s.T("sidecar_dispatch_keys") + " (dedup_key, dispatch_id, created_at) VALUES ")
+	sb.WriteString("START TRANSACTION; ")
+	if known {
+		q, gargs := s.contactGuard(batch)
+		sb.WriteString(q + "; ")
+		args = append(args, gargs...)
+	}
+	sb.WriteString("INSERT INTO " + s.T("sidecar_dispatch_keys") + " (dedup_key, dispatch_id, created_at) VALUES ")
 	for n, i := range order {
 		if n > 0 {
 			sb.WriteByte(',')
@@ -379,8 +437,11 @@ func (s *DB) acceptOneTrip(ctx context.Context, batch []NewDispatch, ids []int64
 		// Never hand a connection in an unknown state back to the pool.
 		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 	}
-	if isDuplicate(err) {
+	switch {
+	case isDuplicate(err):
 		return nil, errSlowPath
+	case known && guardTripped(err):
+		return nil, ErrUnknownContact
 	}
 	return nil, fmt.Errorf("accept: %w", err)
 }

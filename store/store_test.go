@@ -297,3 +297,59 @@ func TestLatest(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, none)
 }
+
+// AcceptKnown writes a batch only when all its contacts are in leads, on
+// the one-trip path (a multi-statement pool) and on the slow path (a key
+// seen before, or no such pool); an unknown contact writes nothing.
+func TestAcceptKnown(t *testing.T) {
+	db := testdb.New(t)
+	ctx := context.Background()
+	db.MustExec(t, "INSERT INTO `{p}leads` (id, is_published, points) VALUES (1, 1, 0), (2, 1, 0), (3, 1, 0)")
+	multi, err := db.Mautic.OpenMultiStatement(2)
+	require.NoError(t, err)
+	t.Cleanup(func() { multi.Close() })
+	oneTrip, plain := store.New(db.DB, db.Prefix), store.New(db.DB, db.Prefix)
+	oneTrip.SetMultiStatement(multi)
+	now := time.Now().UTC()
+	nd := func(key string, contact int64) store.NewDispatch {
+		return store.NewDispatch{ContactID: contact, MessageID: 1, IdempotencyKey: key, Key: store.KeyFor(key, 0, 0, 1, contact)}
+	}
+	rows := func() (keys, dispatches int) {
+		require.NoError(t, db.DB.Get(&keys, "SELECT COUNT(*) FROM "+db.T("sidecar_dispatch_keys")))
+		require.NoError(t, db.DB.Get(&dispatches, "SELECT COUNT(*) FROM "+db.T("sidecar_dispatches")))
+		return keys, dispatches
+	}
+	for _, c := range []struct {
+		name string
+		s    *store.DB
+	}{{"one trip", oneTrip}, {"slow path", plain}} {
+		t.Run(c.name, func(t *testing.T) {
+			k0, d0 := rows()
+			p := c.name[:1]
+			// Contact 4 does not exist: nothing of the batch is written.
+			_, err := c.s.AcceptKnown(ctx, []store.NewDispatch{nd(p+"a", 1), nd(p+"b", 4), nd(p+"c", 2)}, now, time.Hour)
+			require.ErrorIs(t, err, store.ErrUnknownContact)
+			k, d := rows()
+			require.Equal(t, [2]int{k0, d0}, [2]int{k, d})
+
+			res, err := c.s.AcceptKnown(ctx, []store.NewDispatch{nd(p+"a", 1), nd(p+"c", 2), nd(p+"c", 2), nd(p+"d", 3)}, now, time.Hour)
+			require.NoError(t, err)
+			require.False(t, res[0].Duplicate)
+			require.True(t, res[2].Duplicate)
+			require.Equal(t, res[1].ID, res[2].ID)
+			k, d = rows()
+			require.Equal(t, [2]int{k0 + 3, d0 + 3}, [2]int{k, d})
+
+			// A key seen before sends the one trip to the slow path, which
+			// checks the contacts as well.
+			_, err = c.s.AcceptKnown(ctx, []store.NewDispatch{nd(p+"a", 1), nd(p+"e", 5)}, now, time.Hour)
+			require.ErrorIs(t, err, store.ErrUnknownContact)
+			res, err = c.s.AcceptKnown(ctx, []store.NewDispatch{nd(p+"a", 1), nd(p+"e", 3)}, now, time.Hour)
+			require.NoError(t, err)
+			require.True(t, res[0].Duplicate)
+			require.False(t, res[1].Duplicate)
+			k, d = rows()
+			require.Equal(t, [2]int{k0 + 4, d0 + 4}, [2]int{k, d})
+		})
+	}
+}
