@@ -277,6 +277,7 @@ func (p *Pipeline) RunOnce(ctx context.Context) (int, error) {
 		wg.Add(1)
 		go func(j *job) {
 			defer wg.Done()
+			growStack()
 			p.route(bctx, data, j, now)
 		}(j)
 	}

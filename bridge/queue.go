@@ -183,6 +183,7 @@ func (q *QueueWorker) RunOnce(ctx context.Context) (int, error) {
 		wg.Add(1)
 		go func(j *queueJob) {
 			defer wg.Done()
+			growStack()
 			q.process(bctx, data, j, now)
 		}(j)
 	}
