@@ -266,15 +266,6 @@ func (s *DB) accept(ctx context.Context, batch []NewDispatch, ids []int64, now t
 		return nil, fmt.Errorf("accept: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	if known {
-		q, args := s.contactGuard(batch)
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			if guardTripped(err) {
-				return nil, ErrUnknownContact
-			}
-			return nil, fmt.Errorf("accept: check contacts: %w", err)
-		}
-	}
 
 	// Keys in a stable order: concurrent batches lock them in the same order.
 	order := make([]int, len(batch))
@@ -365,6 +356,18 @@ func (s *DB) accept(ctx context.Context, batch []NewDispatch, ids []int64, now t
 		}
 		if _, err := tx.ExecContext(ctx, q.String(), iargs...); err != nil {
 			return nil, fmt.Errorf("accept: insert dispatches: %w", err)
+		}
+	}
+	if known {
+		// Last, not first: its read would fix the transaction's snapshot
+		// before the keys' insert, and readOwners would then miss the keys
+		// that other batches committed in between.
+		q, args := s.contactGuard(batch)
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			if guardTripped(err) {
+				return nil, ErrUnknownContact
+			}
+			return nil, fmt.Errorf("accept: check contacts: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {

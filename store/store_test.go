@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mautic-mm/sidecar/internal/testdb"
@@ -79,31 +80,61 @@ func TestAcceptDedup(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
+// TestConcurrentAcceptSameKey: racers from three stores (one with the
+// multi-statement pool) record batches that overlap in their keys; every
+// racer gets, for each key, the same dispatch, and each key has exactly
+// one. AcceptKnown as well: its contact check must not make the read-back
+// of the keys miss those another racer committed meanwhile.
 func TestConcurrentAcceptSameKey(t *testing.T) {
-	db := testdb.New(t)
-	ctx := context.Background()
-	stores := []*store.DB{store.New(db.DB, db.Prefix), store.New(db.DB, db.Prefix), store.New(db.DB, db.Prefix)}
-	ids := make(chan int64, 60)
-	var wg sync.WaitGroup
-	for i := 0; i < 60; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			res, err := stores[i%3].Accept(ctx, []store.NewDispatch{{ContactID: 9, MessageID: 1, Key: store.KeyFor("", 5, 6, 1, 9)}}, time.Now(), time.Hour)
+	for _, known := range []bool{false, true} {
+		t.Run(fmt.Sprintf("known=%v", known), func(t *testing.T) {
+			db := testdb.New(t)
+			ctx := context.Background()
+			db.MustExec(t, "INSERT INTO `{p}leads` (id, is_published, points) VALUES (9, 1, 0)")
+			multi, err := db.Mautic.OpenMultiStatement(4)
 			require.NoError(t, err)
-			ids <- res[0].ID
-		}(i)
+			t.Cleanup(func() { multi.Close() })
+			stores := []*store.DB{store.New(db.DB, db.Prefix), store.New(db.DB, db.Prefix), store.New(db.DB, db.Prefix)}
+			stores[1].SetMultiStatement(multi)
+			const racers, keys = 120, 6
+			nd := func(k int) store.NewDispatch {
+				return store.NewDispatch{ContactID: 9, MessageID: 1, Key: store.KeyFor("", 5, int64(k), 1, 9)}
+			}
+			var mu sync.Mutex
+			got := map[int]map[int64]bool{}
+			var wg sync.WaitGroup
+			for i := 0; i < racers; i++ {
+				wg.Add(1)
+				go func(i int) {
+					defer wg.Done()
+					ks := []int{i % keys, (i + 1) % keys, (i + 3) % keys}
+					batch := []store.NewDispatch{nd(ks[0]), nd(ks[1]), nd(ks[2])}
+					accept := stores[i%3].Accept
+					if known {
+						accept = stores[i%3].AcceptKnown
+					}
+					res, err := accept(ctx, batch, time.Now(), time.Hour)
+					if !assert.NoError(t, err) {
+						return
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					for n, k := range ks {
+						if got[k] == nil {
+							got[k] = map[int64]bool{}
+						}
+						got[k][res[n].ID] = true
+					}
+				}(i)
+			}
+			wg.Wait()
+			require.Len(t, got, keys)
+			for k, ids := range got {
+				require.Len(t, ids, 1, "key %d: every racer gets the same dispatch", k)
+			}
+			require.Equal(t, keys, db.Count(t, "sidecar_dispatches", ""))
+		})
 	}
-	wg.Wait()
-	close(ids)
-	first := int64(0)
-	for id := range ids {
-		if first == 0 {
-			first = id
-		}
-		require.Equal(t, first, id, "every racer gets the same dispatch")
-	}
-	require.Equal(t, 1, db.Count(t, "sidecar_dispatches", ""))
 }
 
 func TestClaimBatchLeases(t *testing.T) {
