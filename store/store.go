@@ -194,11 +194,11 @@ func (s *DB) Accept(ctx context.Context, batch []NewDispatch, now time.Time, win
 var ErrUnknownContact = errors.New("accept: a contact of the batch does not exist")
 
 // AcceptKnown is Accept for a batch whose contacts must all exist in
-// Mautic's leads table. The check is the first statement of the batch's
-// transaction, so in the common case (new keys, known contacts) the whole
-// batch is still one round trip; the intake saves the round trip of
-// reading the contacts before it. It returns ErrUnknownContact, with
-// nothing written, when one of them does not exist.
+// Mautic's leads table. The check runs inside the batch's transaction
+// (its first statement in the common case: new keys, known contacts), so
+// the whole batch is still one round trip; the intake saves the round
+// trip of reading the contacts before it. It returns ErrUnknownContact,
+// with nothing written, when one of them does not exist.
 func (s *DB) AcceptKnown(ctx context.Context, batch []NewDispatch, now time.Time, window time.Duration) ([]AcceptResult, error) {
 	return s.acceptBatch(ctx, batch, now, window, true)
 }
