@@ -127,7 +127,10 @@ func TestDatabaseOutage(t *testing.T) {
 	// dispatch over as soon as the database is back, before the read above:
 	// it is one of the window too. It is known by what it left: a delivery
 	// before the database came back, and an outcome written after (an
-	// outcome written before the kill is never routed again).
+	// outcome written before the kill is never routed again). After means
+	// after the restart began: the sidecar reconnects while the server
+	// starts, and a batch's updated_at is when its routing began, so such
+	// an outcome can bear a time before start() returned.
 	if outage > lease {
 		var late []struct {
 			ID      int64  `db:"id"`
@@ -135,7 +138,7 @@ func TestDatabaseOutage(t *testing.T) {
 			Channel string `db:"channel"`
 		}
 		require.NoError(t, db.Select(&late, "SELECT id, contact_id, channel FROM "+db.T("sidecar_dispatches")+
-			" WHERE state = 'sent' AND updated_at >= ?", up.UTC()))
+			" WHERE state = 'sent' AND updated_at >= ?", restart.UTC()))
 		for _, d := range late {
 			if deliveredBefore.count(d.Channel, d.Contact) > 0 && !window[d.ID] {
 				window[d.ID] = true
