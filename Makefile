@@ -17,14 +17,16 @@ test:
 # The fault suite (faults/, issue #7) in its long variants: ten times the
 # load, nine kills, five SIGTERMs, a 60 s database outage. About 10 minutes
 # on 2 cores. SOAK_RUN picks tests (a go test -run pattern); the measured
-# rows are appended to SOAK_REPORT.
+# rows are appended to SOAK_REPORT; the whole log of every process of a
+# failing test is kept in SOAK_LOGS.
 SOAK_RUN ?= .
 SOAK_REPORT ?= .tmp/soak-report.md
+SOAK_LOGS ?= .tmp/soak-logs
 
 soak:
-	mkdir -p .tmp
-	SIDECAR_SOAK=1 SIDECAR_FAULTS_REPORT=$(abspath $(SOAK_REPORT)) scripts/with-mariadb.sh \
-		go test -count=1 -v -timeout 60m -run '$(SOAK_RUN)' ./faults/
+	mkdir -p .tmp $(SOAK_LOGS)
+	SIDECAR_SOAK=1 SIDECAR_FAULTS_REPORT=$(abspath $(SOAK_REPORT)) SIDECAR_FAULTS_LOGS=$(abspath $(SOAK_LOGS)) \
+		scripts/with-mariadb.sh go test -count=1 -v -timeout 60m -run '$(SOAK_RUN)' ./faults/
 
 # The embedded default: a throwaway database, seeded contacts, the real
 # server with stand-in providers; serves until Ctrl-C. DEMO_ARGS=--once exits
