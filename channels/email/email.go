@@ -106,7 +106,8 @@ func (s *Sender) Send(ctx context.Context, msg channels.Message) (channels.Recei
 	defer cancel()
 	// A send that cannot succeed (a malformed address, no content) fails
 	// before it waits for a connection.
-	if _, _, err := s.addresses(msg); err != nil {
+	rcpt, from, err := s.addresses(msg)
+	if err != nil {
 		return channels.Receipt{}, err
 	}
 	// Then the slot: the message is built only when it can go out, so
@@ -118,10 +119,7 @@ func (s *Sender) Send(ctx context.Context, msg channels.Message) (channels.Recei
 		return channels.Receipt{}, ctxError(ctx)
 	}
 	defer s.pool.leave()
-	b, err := s.build(msg)
-	if err != nil {
-		return channels.Receipt{}, err
-	}
+	b := s.compose(msg, rcpt, from)
 	defer b.release()
 	for _, note := range b.skipped {
 		s.log.Warn("email content problem", "email_id", msg.Email.ID, "contact_id", msg.Contact.ID, "detail", note)

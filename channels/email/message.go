@@ -234,6 +234,12 @@ func (s *Sender) build(msg channels.Message) (*built, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.compose(msg, rcpt, from), nil
+}
+
+// compose renders msg, whose recipient and sender addresses checked
+// already, into a MIME message.
+func (s *Sender) compose(msg channels.Message, rcpt string, from *mail.Address) *built {
 	e := msg.Email
 	b := &built{rcpt: rcpt, from: from.Address}
 
@@ -329,7 +335,7 @@ func (s *Sender) build(msg channels.Message) (*built, error) {
 		b.buf.WriteString("\r\n")
 	}
 	b.raw = b.buf.Bytes()
-	return b, nil
+	return b
 }
 
 // release gives the message's buffer back (unless an unusually big
