@@ -176,15 +176,29 @@ const counterFlushEvery = 200 * time.Millisecond
 // FlushCounters applies every recorded counter increment to Mautic's
 // content counters now.
 func (a *App) FlushCounters(ctx context.Context) error {
+	return a.flushAll(ctx, 0)
+}
+
+// flushAll applies every recorded increment, in chunks. wait bounds how
+// long its first chunk waits for the flusher's lock (see
+// mautic.DB.FlushCounters).
+func (a *App) flushAll(ctx context.Context, wait time.Duration) error {
 	for {
-		n, err := a.db.FlushCounters(ctx, 5000)
+		n, err := a.db.FlushCounters(ctx, 5000, wait)
 		if err != nil || n < 5000 {
 			return err
 		}
+		wait = 0
 	}
 }
 
 // flushCounters runs until ctx ends, then flushes once more.
+//
+// A flush runs to its end even when ctx ends in the middle of it: cut
+// short, its connection would be closed under it, and the server could
+// still hold the flusher's lock (its thread not yet gone) when the last
+// flush asks for it, which would then apply nothing. The last flush waits
+// a moment for the lock all the same, in case such a flush came before.
 func (a *App) flushCounters(ctx context.Context) {
 	tick := time.NewTicker(counterFlushEvery)
 	defer tick.Stop()
@@ -192,15 +206,17 @@ func (a *App) flushCounters(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := a.FlushCounters(fctx); err != nil {
+			if err := a.flushAll(fctx, 2*time.Second); err != nil {
 				a.log.Warn("could not apply the last counter increments; the next start applies them", "err", err)
 			}
 			cancel()
 			return
 		case <-tick.C:
-			if err := a.FlushCounters(ctx); err != nil && ctx.Err() == nil {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			if err := a.FlushCounters(fctx); err != nil {
 				a.log.Warn("applying counter increments failed; retried shortly", "err", err)
 			}
+			cancel()
 		}
 	}
 }

@@ -222,10 +222,10 @@ func TestStatsWrites(t *testing.T) {
 	require.NoError(t, tx.Commit())
 	require.Equal(t, 5, db.Count(t, "sidecar_counter_deltas", ""), "increments wait for the flush")
 	require.Equal(t, 1, db.Count(t, "emails", "id = ? AND sent_count = 0", email))
-	n, err := m.FlushCounters(ctx, 2)
+	n, err := m.FlushCounters(ctx, 2, 0)
 	require.NoError(t, err)
 	require.Equal(t, 2, n, "at most the limit per call")
-	n, err = m.FlushCounters(ctx, 100)
+	n, err = m.FlushCounters(ctx, 100, 0)
 	require.NoError(t, err)
 	require.Equal(t, 3, n)
 	require.Equal(t, 0, db.Count(t, "sidecar_counter_deltas", ""))
@@ -440,6 +440,55 @@ func TestSchemaStatementsPrefix(t *testing.T) {
 	require.Contains(t, mautic.SchemaTables(), "message_queue")
 }
 
+// TestFlushCountersWaitsForTheLock: a flusher that finds the flusher's lock
+// held applies nothing when it may not wait, and applies everything once
+// the holder lets go when it may (the last flush at a stop, after a flush
+// whose connection was closed under it while the server still held its
+// lock).
+func TestFlushCountersWaitsForTheLock(t *testing.T) {
+	db, s, ctx := env(t)
+	email, err := s.Email(ctx, seed.Email{Subject: "s"})
+	require.NoError(t, err)
+	m := db.Mautic
+	require.NoError(t, m.AddCounterDeltas(ctx, m, []mautic.CounterDelta{{Table: mautic.CounterEmails, ContentID: email, Delta: 3}}, time.Now()))
+
+	holder, err := db.Connx(ctx)
+	require.NoError(t, err)
+	defer holder.Close()
+	var schema string
+	require.NoError(t, holder.GetContext(ctx, &schema, "SELECT DATABASE()"))
+	name := "sidecar_counters:" + schema + "/" + db.Prefix // the flusher's lock (mautic.DB.lockScope)
+	var got int
+	require.NoError(t, holder.GetContext(ctx, &got, "SELECT GET_LOCK(?, 0)", name))
+	require.Equal(t, 1, got)
+
+	n, err := m.FlushCounters(ctx, 100, 0)
+	require.NoError(t, err)
+	require.Zero(t, n, "another connection holds the lock: nothing applied")
+	require.Equal(t, 1, db.Count(t, "sidecar_counter_deltas", ""))
+
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := m.FlushCounters(ctx, 100, 10*time.Second)
+		done <- result{n, err}
+	}()
+	require.Eventually(t, func() bool {
+		var waiting int
+		err := holder.GetContext(ctx, &waiting, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ? AND INFO LIKE 'SELECT GET_LOCK(%' AND ID <> CONNECTION_ID()", schema)
+		return err == nil && waiting > 0
+	}, 10*time.Second, 10*time.Millisecond, "the flusher waits for the lock")
+	require.NoError(t, holder.GetContext(ctx, &got, "SELECT RELEASE_LOCK(?)", name))
+	r := <-done
+	require.NoError(t, r.err)
+	require.Equal(t, 1, r.n)
+	require.Equal(t, 0, db.Count(t, "sidecar_counter_deltas", ""))
+	require.Equal(t, 1, db.Count(t, "emails", "id = ? AND sent_count = 3", email))
+}
+
 // TestFlushCountersConcurrently: flushers on several connections (replicas)
 // apply every increment exactly once.
 func TestFlushCountersConcurrently(t *testing.T) {
@@ -454,11 +503,11 @@ func TestFlushCountersConcurrently(t *testing.T) {
 			for {
 				select {
 				case <-done:
-					_, err := m.FlushCounters(ctx, 50)
+					_, err := m.FlushCounters(ctx, 50, 0)
 					flushed <- err
 					return
 				default:
-					if _, err := m.FlushCounters(ctx, 50); err != nil {
+					if _, err := m.FlushCounters(ctx, 50, 0); err != nil {
 						flushed <- err
 						return
 					}
@@ -475,7 +524,7 @@ func TestFlushCountersConcurrently(t *testing.T) {
 		require.NoError(t, <-flushed)
 	}
 	for {
-		n, err := m.FlushCounters(ctx, 1000)
+		n, err := m.FlushCounters(ctx, 1000, 0)
 		require.NoError(t, err)
 		if n == 0 {
 			break

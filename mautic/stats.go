@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -244,9 +245,9 @@ func (db *DB) AddCounterDeltas(ctx context.Context, e Execer, deltas []CounterDe
 // variant_sent_count when the email has a variant_start_date, as Mautic
 // does; sms_messages, push_notifications and tweets sent_count), and
 // deletes them. One flusher works at a time across replicas (a named lock,
-// not waited for: when another process is flushing, this call returns 0).
-// It returns how many it applied.
-func (db *DB) FlushCounters(ctx context.Context, limit int) (int, error) {
+// waited for up to wait, whole seconds: when another connection holds it
+// that long, this call returns 0). It returns how many it applied.
+func (db *DB) FlushCounters(ctx context.Context, limit int, wait time.Duration) (int, error) {
 	conn, err := db.Connx(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("flush counters: %w", err)
@@ -254,7 +255,7 @@ func (db *DB) FlushCounters(ctx context.Context, limit int) (int, error) {
 	defer conn.Close()
 	name := "sidecar_counters:" + db.lockScope()
 	var got sql.NullInt64
-	if err := conn.QueryRowxContext(ctx, "SELECT GET_LOCK(?, 0)", name).Scan(&got); err != nil {
+	if err := conn.QueryRowxContext(ctx, "SELECT GET_LOCK(?, ?)", name, int(math.Ceil(wait.Seconds()))).Scan(&got); err != nil {
 		return 0, fmt.Errorf("flush counters: %w", err)
 	}
 	if got.Int64 != 1 {
