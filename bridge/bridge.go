@@ -194,11 +194,12 @@ func (a *App) flushAll(ctx context.Context, wait time.Duration) error {
 
 // flushCounters runs until ctx ends, then flushes once more.
 //
-// A flush runs to its end even when ctx ends in the middle of it: cut
-// short, its connection would be closed under it, and the server could
-// still hold the flusher's lock (its thread not yet gone) when the last
-// flush asks for it, which would then apply nothing. The last flush waits
-// a moment for the lock all the same, in case such a flush came before.
+// A chunk of a flush runs to its end even when ctx ends in the middle of
+// it: cut short, its connection would be closed under it, and the server
+// could still hold the flusher's lock (its thread not yet gone) when the
+// last flush asks for it, which would then apply nothing. The last flush
+// waits a moment for the lock all the same, in case such a chunk came
+// before (one that outlived its own 5 s bound).
 func (a *App) flushCounters(ctx context.Context) {
 	tick := time.NewTicker(counterFlushEvery)
 	defer tick.Stop()
@@ -212,11 +213,19 @@ func (a *App) flushCounters(ctx context.Context) {
 			cancel()
 			return
 		case <-tick.C:
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			if err := a.FlushCounters(fctx); err != nil {
-				a.log.Warn("applying counter increments failed; retried shortly", "err", err)
+			// In chunks; one that has begun is not cut short, the next
+			// is left to the last flush.
+			for ctx.Err() == nil {
+				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				n, err := a.db.FlushCounters(fctx, 5000, 0)
+				cancel()
+				if err != nil {
+					a.log.Warn("applying counter increments failed; retried shortly", "err", err)
+				}
+				if err != nil || n < 5000 {
+					break
+				}
 			}
-			cancel()
 		}
 	}
 }
