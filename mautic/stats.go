@@ -244,9 +244,10 @@ func (db *DB) AddCounterDeltas(ctx context.Context, e Execer, deltas []CounterDe
 // counters in one short transaction (emails.sent_count, and
 // variant_sent_count when the email has a variant_start_date, as Mautic
 // does; sms_messages, push_notifications and tweets sent_count), and
-// deletes them. One flusher works at a time across replicas (a named lock,
-// waited for up to wait, whole seconds: when another connection holds it
-// that long, this call returns 0). It returns how many it applied.
+// deletes them. One flusher works at a time across replicas: a named lock,
+// waited for up to wait (rounded up to whole seconds; a negative wait, which
+// MySQL would read as forever, counts as 0). When another connection holds
+// it that long, this call returns 0. It returns how many it applied.
 func (db *DB) FlushCounters(ctx context.Context, limit int, wait time.Duration) (int, error) {
 	conn, err := db.Connx(ctx)
 	if err != nil {
@@ -255,7 +256,7 @@ func (db *DB) FlushCounters(ctx context.Context, limit int, wait time.Duration) 
 	defer conn.Close()
 	name := "sidecar_counters:" + db.lockScope()
 	var got sql.NullInt64
-	if err := conn.QueryRowxContext(ctx, "SELECT GET_LOCK(?, ?)", name, int(math.Ceil(wait.Seconds()))).Scan(&got); err != nil {
+	if err := conn.QueryRowxContext(ctx, "SELECT GET_LOCK(?, ?)", name, max(int(math.Ceil(wait.Seconds())), 0)).Scan(&got); err != nil {
 		return 0, fmt.Errorf("flush counters: %w", err)
 	}
 	if got.Int64 != 1 {
