@@ -683,6 +683,35 @@ func phpAppendArray(b []byte, a *Array, depth int) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+// phpAppendStringMap appends m as phpAppendArray would append the Array
+// built from m with Set in sorted key order, without building it: distinct
+// strings normalise to distinct keys, so m's length is the count. An email
+// stat's tokens take this path for every email sent.
+func phpAppendStringMap(b []byte, m map[string]string, depth int) ([]byte, error) {
+	if depth > phpMaxDepth {
+		return nil, fmt.Errorf("arrays nested deeper than %d levels (a cycle?)", phpMaxDepth)
+	}
+	size, keys := 16, make([]string, 0, len(m))
+	for k, v := range m {
+		size += len(k) + len(v) + 24 // s:N:"k";s:N:"v"; with lengths up to 6 digits
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = slices.Grow(b, size)
+	b = append(b, "a:"...)
+	b = strconv.AppendInt(b, int64(len(m)), 10)
+	b = append(b, ':', '{')
+	for _, k := range keys {
+		if n, ok := phpNumericKey(k); ok {
+			b = phpAppendInt(b, n)
+		} else {
+			b = phpAppendString(b, k)
+		}
+		b = phpAppendString(b, m[k])
+	}
+	return append(b, '}'), nil
+}
+
 // phpAppend appends the serialization of v; depth is the nesting level of the
 // array holding v (0 at the top).
 func phpAppend(b []byte, v any, depth int) ([]byte, error) {
@@ -725,11 +754,7 @@ func phpAppend(b []byte, v any, depth int) ([]byte, error) {
 		}
 		return phpAppendArray(b, a, depth+1)
 	case map[string]string:
-		a := &Array{}
-		for _, k := range slices.Sorted(maps.Keys(v)) {
-			a.Set(k, v[k])
-		}
-		return phpAppendArray(b, a, depth+1)
+		return phpAppendStringMap(b, v, depth+1)
 	case map[string]any:
 		a := &Array{}
 		for _, k := range slices.Sorted(maps.Keys(v)) {

@@ -2,8 +2,10 @@ package mautic
 
 import (
 	"errors"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -555,4 +557,52 @@ func FuzzUnserialize(f *testing.F) {
 		}
 		phpCheckRoundTrip(t, v)
 	})
+}
+
+// TestSerializeStringMap checks the string map's own path against the
+// general one: the Array that Set builds from the map in sorted key order.
+func TestSerializeStringMap(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	numeric := []string{"0", "5", "-3", "05", "-0", "+5", "9223372036854775807", "9223372036854775808", "-9223372036854775808", " 1"}
+	for range 2000 {
+		m := map[string]string{}
+		for range r.IntN(8) {
+			k := phpGenString(r)
+			if r.IntN(3) == 0 {
+				k = numeric[r.IntN(len(numeric))]
+			}
+			m[k] = phpGenString(r)
+		}
+		a := &Array{}
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			a.Set(k, m[k])
+		}
+		want, err := Serialize(a)
+		require.NoError(t, err)
+		got, err := Serialize(m)
+		require.NoError(t, err)
+		require.Equal(t, string(want), string(got))
+	}
+}
+
+// BenchmarkSerializeTokens serializes an email stat's tokens: the contact's
+// fields found in a typical email plus Mautic's email tokens.
+func BenchmarkSerializeTokens(b *testing.B) {
+	tokens := map[string]string{
+		"{contactfield=firstname}": "Ada", "{contactfield=lastname}": "Lovelace", "{contactfield=email}": "ada@example.test",
+		"{contactfield=city}": "London", "{contactfield=companyname}": "Analytical Engines Ltd",
+		"{unsubscribe_url}":  "https://mautic.example.test/email/unsubscribe/6564e4b1a2c3d4e5f6a7b8c9",
+		"{unsubscribe_text}": `<a href="https://mautic.example.test/email/unsubscribe/6564e4b1a2c3d4e5f6a7b8c9">Unsubscribe</a>`,
+		"{dnc_url}":          "https://mautic.example.test/email/dnc/6564e4b1a2c3d4e5f6a7b8c9",
+		"{webview_url}":      "https://mautic.example.test/email/view/6564e4b1a2c3d4e5f6a7b8c9",
+		"{webview_text}":     `<a href="https://mautic.example.test/email/view/6564e4b1a2c3d4e5f6a7b8c9">View in browser</a>`,
+		"{signature}":        "Best regards, Mautic", "{subject}": "Hello Ada",
+		"{tracking_pixel}": "https://mautic.example.test/email/6564e4b1a2c3d4e5f6a7b8c9.gif",
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Serialize(tokens); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
