@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -22,22 +23,29 @@ type event struct {
 }
 
 func main() {
-	os.Exit(run())
+	os.Exit(run(os.Stdin, os.Stdout))
 }
 
-func run() int {
+// failure is a failed test and its output, kept when it failed: the same
+// test may run again later in the stream (the suite runs some packages
+// twice), and that run must not take the first one's output away.
+type failure struct {
+	key, output string
+}
+
+func run(in io.Reader, w io.Writer) int {
 	var passed, failed, skipped int
 	pkgFailed := false
-	outputs := map[string][]string{} // package/test -> output lines
-	sc := bufio.NewScanner(os.Stdin)
+	outputs := map[string][]string{} // package/test -> output lines of its current run
+	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	var failedTests []string
+	var failures []failure
 	for sc.Scan() {
 		line := sc.Bytes()
 		var e event
 		if err := json.Unmarshal(line, &e); err != nil {
 			// Build errors and the like are not JSON: show them as they are.
-			fmt.Println(string(line))
+			fmt.Fprintln(w, string(line))
 			continue
 		}
 		key := e.Package + " " + e.Test
@@ -47,7 +55,7 @@ func run() int {
 				out := strings.TrimRight(e.Output, "\n")
 				if strings.HasPrefix(out, "ok ") || strings.HasPrefix(out, "ok\t") || strings.HasPrefix(out, "FAIL") ||
 					strings.HasPrefix(out, "?") || strings.Contains(out, "[build failed]") || strings.HasPrefix(out, "panic:") {
-					fmt.Println(out)
+					fmt.Fprintln(w, out)
 				} else {
 					outputs[key] = append(outputs[key], e.Output)
 				}
@@ -67,20 +75,21 @@ func run() int {
 		case "fail":
 			if e.Test != "" {
 				failed++
-				failedTests = append(failedTests, key)
+				failures = append(failures, failure{key: key, output: strings.Join(outputs[key], "")})
 			} else {
 				pkgFailed = true
 				if lines := outputs[key]; len(lines) > 0 {
-					fmt.Print(strings.Join(lines, ""))
+					fmt.Fprint(w, strings.Join(lines, ""))
 				}
 			}
+			delete(outputs, key)
 		}
 	}
-	sort.Strings(failedTests)
-	for _, k := range failedTests {
-		fmt.Printf("\n--- FAIL: %s\n%s", k, strings.Join(outputs[k], ""))
+	sort.SliceStable(failures, func(i, j int) bool { return failures[i].key < failures[j].key })
+	for _, f := range failures {
+		fmt.Fprintf(w, "\n--- FAIL: %s\n%s", f.key, f.output)
 	}
-	fmt.Printf("\n%d passed, %d failed, %d skipped\n", passed, failed, skipped)
+	fmt.Fprintf(w, "\n%d passed, %d failed, %d skipped\n", passed, failed, skipped)
 	if failed > 0 || pkgFailed || passed == 0 {
 		return 1
 	}
