@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -298,8 +299,29 @@ func TestStatusPageShowsDispatches(t *testing.T) {
 	require.Contains(t, fell, `<span class="t-reason">provider_permanent</span>`)
 	require.Contains(t, fell, `<td class="num" data-label="Attempts">2</td>`, "two provider calls: email refused, then sms")
 
-	// Newest first: the last routed dispatch comes before the first one.
-	require.Less(t, strings.Index(body, `id="dispatch-`+itoa(f.fellBack)+`"`), strings.Index(body, `id="dispatch-`+itoa(f.sent)+`"`))
+	// Newest first (updated_at, then id, descending). The order the four
+	// were routed in is the workers', not the order they were created in,
+	// so the expectation comes from the rows themselves.
+	type stamp struct {
+		ID      int64     `db:"id"`
+		Updated time.Time `db:"updated_at"`
+	}
+	var stamps []stamp
+	require.NoError(t, h.db.Select(&stamps, "SELECT id, updated_at FROM "+h.db.T("sidecar_dispatches")+" WHERE id IN (?,?,?,?)",
+		f.sent, f.queued, f.failed, f.fellBack))
+	require.Len(t, stamps, 4)
+	sort.Slice(stamps, func(i, j int) bool {
+		if !stamps[i].Updated.Equal(stamps[j].Updated) {
+			return stamps[i].Updated.After(stamps[j].Updated)
+		}
+		return stamps[i].ID > stamps[j].ID
+	})
+	prev := -1
+	for _, st := range stamps {
+		at := strings.Index(body, `id="dispatch-`+itoa(st.ID)+`"`)
+		require.Greater(t, at, prev, "dispatch %d (updated %s) is listed after the ones updated later", st.ID, st.Updated.Format(time.RFC3339Nano))
+		prev = at
+	}
 
 	// Counts: now and over the last hour.
 	require.Contains(t, body, `id="queue-pending">1<`)
